@@ -38,6 +38,12 @@ type Store interface {
 	Ping(ctx context.Context) error
 	// Close releases the store's resources.
 	Close() error
+	// Migrate applies pending migrations (serve does unless store.migrate
+	// is off; `nxtcron migrate up` does it explicitly).
+	Migrate(ctx context.Context) error
+	// Migrations lists every known migration and whether it is applied;
+	// /readyz is ready only when all are.
+	Migrations(ctx context.Context) ([]Migration, error)
 
 	// SyncJob registers a job definition (called at start and on reload). A
 	// job seen for the first time gets scheduled_through = now. When
@@ -120,6 +126,14 @@ type Store interface {
 	// InvalidateAccessToken forgets the cached access token only if its hash
 	// is still hash (a 401 for an old token must not evict a newer one).
 	InvalidateAccessToken(ctx context.Context, connection, hash string) error
+}
+
+// Migration is one schema migration's state.
+type Migration struct {
+	Version   int64
+	Name      string
+	Applied   bool
+	AppliedAt *time.Time
 }
 
 // JobDef is what a replica knows of a job when it registers it.
