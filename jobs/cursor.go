@@ -1,0 +1,263 @@
+package jobs
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nxtcron/nxtcron/sinks"
+)
+
+// Watermark values are the server's local DateTime text, normalised to this
+// fixed-width layout so that they compare as strings.
+const serverTimeLayout = "2006-01-02T15:04:05.000"
+
+// floorWatermark is the watermark after a first import that saw no
+// timestamp at all (every row untouched since before timestamps existed):
+// the next run reads every row that has one, and none that has not.
+const floorWatermark = "1900-01-01T00:00:00.000"
+
+// cursor follows one company's incremental import: it builds the filter
+// from the previous watermark, drops rows already delivered inside the
+// lookback, and computes the next watermark.
+type cursor struct {
+	inc  *Incremental
+	prev *sinks.Watermark
+	// lower is the filter's lower bound (server wall time, kept in UTC so
+	// that arithmetic is plain); zero means unfiltered.
+	lower time.Time
+	// seen maps a row key to the timestamp it was delivered with, for rows
+	// inside the previous lookback window.
+	seen map[string]string
+	// observed holds the rows of this run near its maximum, to become the
+	// next run's seen set.
+	observed map[string]time.Time
+	max      time.Time
+	hasMax   bool
+	dropped  int
+}
+
+func newCursor(inc *Incremental, prev *sinks.Watermark, full bool) (*cursor, error) {
+	c := &cursor{inc: inc, seen: map[string]string{}, observed: map[string]time.Time{}}
+	if prev == nil || prev.Value == "" || full {
+		return c, nil
+	}
+	c.prev = prev
+	t, err := parseServerTime(prev.Value, time.UTC)
+	if err != nil {
+		return nil, fmt.Errorf("watermark %q: %w", prev.Value, err)
+	}
+	c.lower = lowerBound(t, inc.Lookback, inc.ServerTimezone)
+	if len(prev.Keys) > 0 {
+		if err := json.Unmarshal(prev.Keys, &c.seen); err != nil {
+			return nil, fmt.Errorf("decoding watermark keys: %w", err)
+		}
+	}
+	return c, nil
+}
+
+// filter is the incremental part of $filter: {} on a first or full run.
+func (c *cursor) filter() map[string]any {
+	if c.lower.IsZero() {
+		return map[string]any{}
+	}
+	return map[string]any{c.inc.Field: map[string]any{"_gte": c.lower.Format(serverTimeLayout)}}
+}
+
+// combineFilter ANDs a job's own filter variable with the incremental one.
+func combineFilter(own any, inc map[string]any) any {
+	if own == nil {
+		return inc
+	}
+	if len(inc) == 0 {
+		return own
+	}
+	return map[string]any{"_and": []any{own, inc}}
+}
+
+// observe records one row and reports whether to deliver it: a row whose
+// key was delivered with the same timestamp inside the lookback is a repeat.
+func (c *cursor) observe(fields map[string]json.RawMessage) (bool, error) {
+	raw, ok := fields[c.inc.Field]
+	if !ok {
+		return false, fmt.Errorf("incremental field %q is not selected in items", c.inc.Field)
+	}
+	key, err := rowKey(fields, c.inc.Key)
+	if err != nil {
+		return false, err
+	}
+	if string(raw) == "null" {
+		return true, nil
+	}
+	var text string
+	if err := json.Unmarshal(raw, &text); err != nil {
+		return false, fmt.Errorf("incremental field %q: expected a DateTime string, got %s", c.inc.Field, raw)
+	}
+	ts, err := parseServerTime(text, time.UTC)
+	if err != nil {
+		return false, fmt.Errorf("incremental field %q: %w", c.inc.Field, err)
+	}
+	norm := ts.Format(serverTimeLayout)
+	if prev, ok := c.seen[key]; ok && prev == norm {
+		c.dropped++
+		return false, nil
+	}
+	if !c.hasMax || ts.After(c.max) {
+		c.max, c.hasMax = ts, true
+	}
+	c.observed[key] = ts
+	if len(c.observed) > 4096 && len(c.observed)%4096 == 0 {
+		c.prune()
+	}
+	return true, nil
+}
+
+// prune forgets observed rows that fall outside the window of the current
+// maximum; rows arrive in timestamp order, so the set stays small.
+func (c *cursor) prune() {
+	low := lowerBound(c.max, c.inc.Lookback, c.inc.ServerTimezone)
+	for k, t := range c.observed {
+		if t.Before(low) {
+			delete(c.observed, k)
+		}
+	}
+}
+
+// next is the watermark after this run: the greatest timestamp seen (never
+// below the previous watermark), with the keys inside its lookback window.
+func (c *cursor) next() (*sinks.Watermark, error) {
+	var value time.Time
+	switch {
+	case c.hasMax:
+		value = c.max
+	case c.prev != nil:
+		t, err := parseServerTime(c.prev.Value, time.UTC)
+		if err != nil {
+			return nil, err
+		}
+		value = t
+	default:
+		t, _ := time.Parse(serverTimeLayout, floorWatermark)
+		value = t
+	}
+	if c.prev != nil {
+		if pt, err := parseServerTime(c.prev.Value, time.UTC); err == nil && pt.After(value) {
+			value = pt
+		}
+	}
+	low := lowerBound(value, c.inc.Lookback, c.inc.ServerTimezone)
+	keys := make(map[string]string)
+	for k, v := range c.seen {
+		if t, err := parseServerTime(v, time.UTC); err == nil && !t.Before(low) {
+			keys[k] = v
+		}
+	}
+	for k, t := range c.observed {
+		if !t.Before(low) {
+			keys[k] = t.Format(serverTimeLayout)
+		}
+	}
+	enc, err := json.Marshal(keys)
+	if err != nil {
+		return nil, err
+	}
+	return &sinks.Watermark{Value: value.Format(serverTimeLayout), Keys: enc}, nil
+}
+
+// rowKey is the row's key values as compact JSON text, e.g. [1001] or [5,2].
+func rowKey(fields map[string]json.RawMessage, key []string) (string, error) {
+	var b strings.Builder
+	b.WriteByte('[')
+	for i, k := range key {
+		raw, ok := fields[k]
+		if !ok {
+			return "", fmt.Errorf("incremental key %q is not selected in items", k)
+		}
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.Write(raw)
+	}
+	b.WriteByte(']')
+	return b.String(), nil
+}
+
+// parseServerTime reads a DateTime as the server writes it (no zone, any
+// fraction) as wall time in loc. An explicit zone or offset is honoured and
+// converted to loc.
+func parseServerTime(s string, loc *time.Location) (time.Time, error) {
+	for _, layout := range []string{"2006-01-02T15:04:05.999999999", "2006-01-02 15:04:05.999999999"} {
+		if t, err := time.ParseInLocation(layout, s, loc); err == nil {
+			return t.Truncate(time.Millisecond), nil
+		}
+	}
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		if loc == time.UTC {
+			return t.UTC(), nil
+		}
+		return t.In(loc).Truncate(time.Millisecond), nil
+	}
+	return time.Time{}, errors.New("not a DateTime: " + s)
+}
+
+// lowerBound is where the next filter starts for watermark wm (server wall
+// time held in UTC): wm minus the lookback, widened to re-read a whole
+// repeated hour when wm is near an autumn fall-back of the server's zone,
+// since rows written in the repeated hour carry wall times below wm.
+func lowerBound(wm time.Time, lookback time.Duration, zone *time.Location) time.Time {
+	low := wm.Add(-lookback)
+	if zone == nil {
+		return low
+	}
+	for _, fb := range fallBacks(wm, zone) {
+		// fb.start..fb.end is the repeated wall interval; a watermark inside
+		// it, or within the lookback after it, may have rows below it still
+		// to come or just written.
+		if !wm.Before(fb.start) && !wm.After(fb.end.Add(lookback)) {
+			if w := fb.start.Add(-lookback); w.Before(low) {
+				low = w
+			}
+		}
+	}
+	return low
+}
+
+type wallInterval struct{ start, end time.Time }
+
+// fallBacks lists the repeated wall intervals of zone within two days of the
+// wall time wm (held in UTC), as UTC-held wall times.
+func fallBacks(wm time.Time, zone *time.Location) []wallInterval {
+	var out []wallInterval
+	// The instant that wm names, give or take an offset; two days either side
+	// catches any transition that matters.
+	probe := time.Date(wm.Year(), wm.Month(), wm.Day(), wm.Hour(), wm.Minute(), 0, 0, zone).Add(-48 * time.Hour)
+	stop := probe.Add(96 * time.Hour)
+	for probe.Before(stop) {
+		_, end := probe.ZoneBounds()
+		if end.IsZero() || end.After(stop) {
+			break
+		}
+		_, before := end.Add(-time.Second).Zone()
+		_, after := end.Zone()
+		if after < before {
+			x := end.UTC()
+			out = append(out, wallInterval{
+				start: x.Add(time.Duration(after) * time.Second),
+				end:   x.Add(time.Duration(before) * time.Second),
+			})
+		}
+		probe = end
+	}
+	return out
+}
+
+// decodeObject splits one item object into its fields, undecoded.
+func decodeObject(raw json.RawMessage) (map[string]json.RawMessage, error) {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
