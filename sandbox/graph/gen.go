@@ -45,7 +45,7 @@ var (
 
 // product is a line item of the generated orders.
 type product struct {
-	description, unit string
+	description, unit  string
 	minPrice, maxPrice int64 // cents
 }
 
@@ -68,7 +68,7 @@ var products = []product{
 	{"Reparasjon, verksted", "time", 89000, 139000},
 }
 
-func pickWord(l []word, h uint64) word      { return l[h%uint64(len(l))] }
+func pickWord(l []word, h uint64) word       { return l[h%uint64(len(l))] }
 func pickString(l []string, h uint64) string { return l[h%uint64(len(l))] }
 
 func companyName(h uint64) string {
