@@ -2,9 +2,11 @@ package file
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"gopkg.in/yaml.v3"
 
 	"github.com/nxtcron/nxtcron/sinks"
 )
@@ -115,4 +117,25 @@ func TestEditDistance(t *testing.T) {
 	for _, tt := range tests {
 		require.Equal(t, tt.want, editDistance(tt.a, tt.b), "%q %q", tt.a, tt.b)
 	}
+}
+
+// TestDecodeStrict decodes a sink section as the jobs loader does: known
+// fields only, over the defaults of Type.New.
+func TestDecodeStrict(t *testing.T) {
+	decode := func(src string) (sinks.Config, error) {
+		cfg := Type.New()
+		dec := yaml.NewDecoder(strings.NewReader(src))
+		dec.KnownFields(true)
+		return cfg, dec.Decode(cfg)
+	}
+	cfg, err := decode("path: out/{job}/{company}/{slot}.csv\nformat: csv\noverwrite: true\n")
+	require.NoError(t, err)
+	require.Equal(t, &Config{Path: "out/{job}/{company}/{slot}.csv", Format: FormatCSV, Overwrite: true}, cfg)
+
+	cfg, err = decode("path: \"{company}/{slot}.ndjson\"\n")
+	require.NoError(t, err)
+	require.Equal(t, &Config{Path: "{company}/{slot}.ndjson", Format: FormatNDJSON}, cfg)
+
+	_, err = decode("path: x\noverwite: true\n")
+	require.ErrorContains(t, err, "field overwite not found")
 }

@@ -16,6 +16,7 @@ import (
 	_ "time/tzdata"
 
 	"github.com/stretchr/testify/require"
+	"gopkg.in/yaml.v3"
 
 	"github.com/nxtcron/nxtcron/sinks"
 )
@@ -331,4 +332,25 @@ func TestDefaultsToStdout(t *testing.T) {
 	require.Equal(t, os.Stdout, s.(*Sink).out)
 	require.Equal(t, defaultSpoolLimit, s.(*Sink).spoolLimit)
 	require.True(t, s.(*Sink).envelope)
+}
+
+// TestDecodeStrict decodes a sink section as the jobs loader does: known
+// fields only, over the defaults of Type.New.
+func TestDecodeStrict(t *testing.T) {
+	decode := func(src string) (sinks.Config, error) {
+		cfg := Type.New()
+		dec := yaml.NewDecoder(strings.NewReader(src))
+		dec.KnownFields(true)
+		return cfg, dec.Decode(cfg)
+	}
+	cfg, err := decode("envelope: false\n")
+	require.NoError(t, err)
+	require.Equal(t, &Config{Format: FormatNDJSON, Envelope: false}, cfg)
+
+	cfg, err = decode("format: ndjson\n")
+	require.NoError(t, err)
+	require.Equal(t, &Config{Format: FormatNDJSON, Envelope: true}, cfg)
+
+	_, err = decode("out: stderr\n")
+	require.ErrorContains(t, err, "field out not found")
 }
