@@ -153,7 +153,7 @@ func (c *cond) match(r *row) bool {
 		return c.cmp(v, c.lits[0]) <= 0
 	case opNotIn:
 		for _, l := range c.lits {
-			if l.null || c.cmp(v, l) == 0 {
+			if !l.null && c.cmp(v, l) == 0 {
 				return false
 			}
 		}
