@@ -171,7 +171,9 @@ func TestIncrementalDescAndNullFilters(t *testing.T) {
 		{"non-null rows desc", `filter: {changedTimestamp: {_not_eq: null}}, orderBy: [{changedTimestamp: DESC}, {orderNo: DESC}]`,
 			func(r refRow) bool { return !r.null("changedTimestamp") }, desc},
 		{"lt", `filter: {changedTimestamp: {_lt: "2025-03-03T04:03:03"}}, orderBy: [{changedTimestamp: ASC}]`,
-			func(r refRow) bool { return !r.null("changedTimestamp") && r.i("changedTimestamp") < mustTicks(t, "2025-03-03T04:03:03") }, changedOrder},
+			func(r refRow) bool {
+				return !r.null("changedTimestamp") && r.i("changedTimestamp") < mustTicks(t, "2025-03-03T04:03:03")
+			}, changedOrder},
 		{"between with key range", `filter: {changedTimestamp: {_between: ["2025-01-01T00:00:00", "2025-06-30T00:00:00"]}, orderNo: {_gt: 100}}, orderBy: [{changedTimestamp: ASC}]`,
 			func(r refRow) bool {
 				w := r.vals["changedTimestamp"]
