@@ -398,9 +398,7 @@ func (s *Server) Stats() Stats {
 	}
 }
 
-// Endpoint URLs under a base URL such as URL().
-
-// TokenURL returns the token endpoint under base.
+// TokenURL returns the token endpoint under base, such as URL().
 func TokenURL(base string) string { return strings.TrimRight(base, "/") + connect.PathToken }
 
 // GraphQLURL returns the user-token GraphQL endpoint under base.
