@@ -345,3 +345,11 @@ func randomToken() string {
 	_, _ = rand.Read(b)
 	return base64.RawURLEncoding.EncodeToString(b)
 }
+
+// CountTokenError counts a failed token request of grantType that never
+// reached the provider (the sandbox's injected faults).
+func (p *Provider) CountTokenError(grantType string) {
+	if c := p.counter(grantType); c != nil {
+		c.err.Add(1)
+	}
+}
