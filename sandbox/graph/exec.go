@@ -873,6 +873,7 @@ func (x *exec) writeConnBody(s *connSpec, cs *companyState, ts *tableState, set 
 			x.push(f.name)
 			o.raw("[")
 			n := 0
+			r := new(row) // reused: one allocation per page, not per row
 			set.each(win.start, win.end, func(idx int) bool {
 				if n&255 == 0 && n > 0 {
 					if err := x.rv.ctx.Err(); err != nil {
@@ -884,8 +885,8 @@ func (x *exec) writeConnBody(s *connSpec, cs *companyState, ts *tableState, set 
 					o.raw(",")
 				}
 				x.pushIdx(n)
-				r := cs.row(ts, idx)
-				x.writeRow(f.items, cs, &r)
+				*r = cs.row(ts, idx)
+				x.writeRow(f.items, cs, r)
 				x.pop()
 				n++
 				x.rows++

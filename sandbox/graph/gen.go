@@ -91,8 +91,8 @@ func appendDigits(dst []byte, v uint64, n int) []byte {
 
 // phoneNumber is a Norwegian mobile number: +47 9xx xx xxx.
 func phoneNumber(h uint64) string {
-	b := make([]byte, 0, 15)
-	b = append(b, "+47 "...)
+	var arr [16]byte
+	b := append(arr[:0], "+47 "...)
 	b = append(b, byte('4'+h%2*5))
 	b = appendDigits(b, h>>1%100, 2)
 	b = append(b, ' ')
