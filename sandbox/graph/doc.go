@@ -14,6 +14,12 @@
 // binary search. Rows touched through Engine.Touch are kept in a small
 // override set and merged into the ordered streams.
 //
+// Filters follow SQL Server: a comparison with a null column value is false,
+// except _eq: null (and a null in _in); strings compare case-insensitively
+// with æ ø å after z, and _like takes % and _ as wildcards. Every order ends
+// with the key, ascending, so it is total; nulls sort first. An empty _or adds
+// no condition.
+//
 // Timestamps are server local time without zone (Options.Location, default
 // Europe/Oslo), written as 2006-01-02T15:04:05.000. Cursors are opaque base64
 // strings of the 1-based position in the filtered, ordered result, as on the

@@ -204,7 +204,11 @@ func compileFilter(t *table, v any, loc *time.Location) (*cond, error) {
 				}
 			}
 			if f.name == "_or" {
-				and.kids = append(and.kids, group)
+				if len(group.kids) == 1 {
+					and.kids = append(and.kids, group.kids[0]) // keeps the fast paths for {_or: [x]}
+				} else {
+					and.kids = append(and.kids, group)
+				}
 			}
 		default:
 			col := t.col(f.name)
