@@ -54,13 +54,10 @@ type planField struct {
 
 func keyJSON(k string) string { return string(appendJSONString(nil, k)) + ":" }
 
-// spec compiles (once per field) a connection on t.
+// spec compiles a connection field on t. A nested spec is compiled with its
+// parent's plan, once per request.
 func (x *exec) spec(g *fieldGroup, t *table) *connSpec {
-	if s, ok := x.specs[g.first]; ok {
-		return s
-	}
 	s := &connSpec{field: g.first, t: t}
-	x.specs[g.first] = s
 	s.args, s.err = x.connArgs(g.first, t)
 	for _, f := range x.collect(g.sub()) {
 		cf := connField{keyJSON: keyJSON(f.key), name: f.name()}

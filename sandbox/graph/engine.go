@@ -12,6 +12,7 @@ import (
 
 	"github.com/vektah/gqlparser/v2"
 	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/validator/rules"
 )
 
 // Options are the engine's knobs. The zero value is usable: 2 companies with
@@ -65,6 +66,7 @@ type compiled struct {
 	model  *model
 	sdl    string
 	schema *ast.Schema
+	rules  *rules.Rules // the specified validation rules, read-only
 }
 
 var theSchema = sync.OnceValue(func() *compiled {
@@ -74,7 +76,7 @@ var theSchema = sync.OnceValue(func() *compiled {
 	if err != nil {
 		panic(fmt.Sprintf("graph: generated schema does not load: %v", err))
 	}
-	return &compiled{model: m, sdl: sdl, schema: s}
+	return &compiled{model: m, sdl: sdl, schema: s, rules: rules.NewDefaultRules()}
 })
 
 type tableKey struct {

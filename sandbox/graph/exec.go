@@ -123,7 +123,7 @@ func (e *Engine) Execute(ctx context.Context, req Request, w io.Writer) (Result,
 		res.Errors = len(errs)
 		return res, writeErrorsOnly(w, false, errs)
 	}
-	if errs := validator.Validate(schema, doc); len(errs) > 0 {
+	if errs := validator.ValidateWithRules(schema, doc, e.c.rules); len(errs) > 0 {
 		for _, ge := range errs {
 			withCode(ge, CodeValidation)
 		}
@@ -148,8 +148,7 @@ func (e *Engine) Execute(ctx context.Context, req Request, w io.Writer) (Result,
 	wd := e.state.Load()
 	x := &exec{
 		e: e, w: wd, schema: schema, doc: doc, vars: vars,
-		out:   &jsonOut{w: w, buf: make([]byte, 0, 4096)},
-		specs: map[*ast.Field]*connSpec{},
+		out: &jsonOut{w: w, buf: make([]byte, 0, 4096)},
 	}
 	companies := x.referencedCompanies(op)
 	if !e.acquire(companies, wd.opts.ConcurrencyLimit) {
@@ -171,7 +170,7 @@ func (e *Engine) Execute(ctx context.Context, req Request, w io.Writer) (Result,
 	}
 	qctx, cancel := context.WithTimeout(ctx, QueryTimeout)
 	defer cancel()
-	x.rv = resolver{ctx: qctx, loc: wd.opts.Location}
+	x.rv = resolver{ctx: qctx}
 	x.run(op)
 	res.Rows, res.Errors = x.rows, len(x.errs)
 	if x.out.err != nil {
@@ -222,7 +221,6 @@ type exec struct {
 	errs   gqlerror.List
 	path   []pathSeg
 	rows   int
-	specs  map[*ast.Field]*connSpec
 	abort  error // set when the context ended: the rest is null
 }
 

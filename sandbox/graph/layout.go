@@ -136,16 +136,6 @@ func (ts *tableState) instant(idx int) int64 {
 // It increases with idx inside each run.
 func (ts *tableState) wall(idx int) int64 { return ts.zl.wall(ts.instant(idx)) }
 
-// runOf returns the run holding idx >= n0.
-func (ts *tableState) runOf(idx int) idxRange {
-	for _, r := range ts.runs {
-		if idx < r.hi {
-			return r
-		}
-	}
-	return idxRange{}
-}
-
 // row addresses one row for value generation.
 type row struct {
 	cs      *companyState
@@ -176,8 +166,6 @@ func (r *row) h(salt uint64) uint64 { return mix(r.seed ^ salt*0xd1b54a32d192ed0
 func (r *row) hv(salt uint64) uint64 {
 	return mix(r.seed ^ salt*0xd1b54a32d192ed03 ^ r.ver*0x8cb92ba72f3d8dd7)
 }
-
-func (r *row) value(c *column) value { return c.gen(r) }
 
 func genChangedTimestamp(r *row) value {
 	if r.touched {

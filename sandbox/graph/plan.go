@@ -9,7 +9,6 @@ import (
 	"slices"
 	"sort"
 	"strconv"
-	"time"
 )
 
 // Page sizes: without first and last a connection returns DefaultPageSize
@@ -223,7 +222,6 @@ var errCancelled = errors.New("the query was cancelled")
 // resolver evaluates connections for one request.
 type resolver struct {
 	ctx context.Context
-	loc *time.Location
 }
 
 func (rv *resolver) checkCtx(i int) error {
