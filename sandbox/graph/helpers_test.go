@@ -138,7 +138,7 @@ func refRows(e *Engine, company int, table string) []refRow {
 	return out
 }
 
-// keyOf renders a row's key like the item's key fields: "12" or "3/2".
+// keyOfRef renders a row's key like the item's key fields: "12" or "3/2".
 func keyOfRef(t *table, r refRow) string {
 	var parts []string
 	for _, k := range t.keyCols {
@@ -203,7 +203,7 @@ func nullsFirst(a, b value) int {
 	return cmpInt(a.i, b.i)
 }
 
-// keyList pages through a connection query with first/after and returns the
+// pageAll pages through a connection query with first/after and returns the
 // keys of all rows; it checks that every page but the last is full and that
 // totalCount agrees.
 func pageAll(t testing.TB, e *Engine, company int, table, args, keyFields string, pageSize int, vars map[string]any) []string {
