@@ -14,7 +14,7 @@
 // binary search. Rows touched through Engine.Touch are kept in a small
 // override set and merged into the ordered streams.
 //
-// Filters follow SQL Server: a comparison with a null column value is false,
+// Filters follow SQL Server, which the real service runs on: a comparison with a null column value is false,
 // except _eq: null (and a null in _in); strings compare case-insensitively
 // with æ ø å after z, and _like takes % and _ as wildcards. Every order ends
 // with the key, ascending, so it is total; nulls sort first. An empty _or adds
@@ -22,7 +22,7 @@
 //
 // Timestamps are server local time without zone (Options.Location, default
 // Europe/Oslo), written as 2006-01-02T15:04:05.000. Cursors are opaque base64
-// strings of the 1-based position in the filtered, ordered result, as on the
-// real service: a row that changes between two pages can shift the positions
-// of the rows after it.
+// strings of the 1-based position in the filtered, ordered result (offset
+// paging, like the SQL behind the real service): a row that changes between
+// two pages can shift the positions of the rows after it.
 package graph
