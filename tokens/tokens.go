@@ -50,6 +50,9 @@ const (
 	// on a context of its own (callers that stop waiting do not cancel it for
 	// the others), so it needs a bound of its own.
 	fetchTimeout = 30 * time.Second
+	// renewRetry is how long a cached token that is due for renewal but not
+	// expired is used without asking again after a renewal failed.
+	renewRetry = 15 * time.Second
 	// defaultHTTPTimeout is the time-out of the HTTP client made when
 	// Options.HTTPClient is nil.
 	defaultHTTPTimeout = 30 * time.Second
@@ -216,6 +219,11 @@ type clientCredentials struct {
 	// inflight is the request to the token endpoint in progress, if any;
 	// every caller that needs a new token meanwhile waits for it.
 	inflight *flight
+	// After a failed renewal, the cached token (hash heldHash) is handed
+	// out without asking again until heldUntil, so a failing token
+	// endpoint is not asked once per GraphQL request.
+	heldHash  string
+	heldUntil time.Time
 }
 
 // flight is one request to the token endpoint; done is closed when tok and
@@ -278,7 +286,8 @@ func tokenEndpoint(authority string) (string, error) {
 // Token implements Source.
 func (s *clientCredentials) Token(ctx context.Context) (Token, error) {
 	cached, ok := s.load(ctx)
-	if ok && s.now().Before(cached.RenewAt) {
+	now := s.now()
+	if ok && (now.Before(cached.RenewAt) || (now.Before(cached.Token.Expiry) && s.held(cached.Token.Hash, now))) {
 		return cached.Token, nil
 	}
 	tok, err := s.fetch(ctx)
@@ -286,11 +295,25 @@ func (s *clientCredentials) Token(ctx context.Context) (Token, error) {
 		return tok, nil
 	}
 	if ctx.Err() == nil && ok && s.now().Before(cached.Token.Expiry) {
+		s.hold(cached.Token.Hash, s.now().Add(renewRetry))
 		s.log.Warn("renewing the access token failed; using the cached one until it expires",
-			zap.String("token_id", cached.Token.ID()), zap.Time("expires_at", cached.Token.Expiry), zap.Error(err))
+			zap.String("token_id", cached.Token.ID()), zap.Time("expires_at", cached.Token.Expiry),
+			zap.Duration("next_try_in", renewRetry), zap.Error(err))
 		return cached.Token, nil
 	}
 	return Token{}, err
+}
+
+func (s *clientCredentials) held(hash string, now time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.heldHash == hash && now.Before(s.heldUntil)
+}
+
+func (s *clientCredentials) hold(hash string, until time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.heldHash, s.heldUntil = hash, until
 }
 
 // Invalidate implements Source.

@@ -400,6 +400,18 @@ func TestCachedTokenServesWhileRenewalFails(t *testing.T) {
 	require.Equal(t, int64(2), ts.requests.Load())
 	require.Equal(t, 1.0, h.refreshes("error"))
 
+	h.clock.Add(renewRetry - time.Second)
+	tok, err = h.source.Token(ctx)
+	require.NoError(t, err)
+	require.Equal(t, first.Hash, tok.Hash)
+	require.Equal(t, int64(2), ts.requests.Load(), "a failing endpoint is not asked on every call")
+
+	h.clock.Add(time.Second)
+	tok, err = h.source.Token(ctx)
+	require.NoError(t, err)
+	require.Equal(t, first.Hash, tok.Hash)
+	require.Equal(t, int64(3), ts.requests.Load(), "asked again after the hold-off")
+
 	h.clock.Add(4 * time.Minute) // expired now
 	_, err = h.source.Token(ctx)
 	require.ErrorContains(t, err, "temporarily_unavailable")
