@@ -468,54 +468,69 @@ func TestTraceIDInErrorsAndLogs(t *testing.T) {
 }
 
 func TestCompanySemaphore(t *testing.T) {
-	var inflight, peak atomic.Int64
+	var inflight atomic.Int64
 	entered := make(chan struct{}, 16)
 	release := make(chan struct{})
-	srv := newServer(t, func(w http.ResponseWriter, r *http.Request, _ int64) {
-		cur := inflight.Add(1)
-		for {
-			p := peak.Load()
-			if cur <= p || peak.CompareAndSwap(p, cur) {
-				break
-			}
-		}
+	var releaseOnce sync.Once
+	releaseAll := func() { releaseOnce.Do(func() { close(release) }) }
+	srv := newServer(t, func(w http.ResponseWriter, _ *http.Request, _ int64) {
+		inflight.Add(1)
 		entered <- struct{}{}
 		<-release
 		inflight.Add(-1)
 		reply(w, "t", okBody)
 	})
+	t.Cleanup(releaseAll) // runs before the server closes, even if the test fails
 	limiter := &countingLimiter{}
 	h := newHarness(t, srv, func(o *Options) {
 		o.ConcurrencyPerCompany = 2
 		o.Limiter = limiter
 	})
 	var wg sync.WaitGroup
-	errs := make(chan error, 8)
-	do := func(company int64) {
+	do := func(ctx context.Context, company int64, errs chan<- error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := h.client.Do(context.Background(), Request{Query: "{ x }", Company: company})
+			_, err := h.client.Do(ctx, Request{Query: "{ x }", Company: company})
 			errs <- err
 		}()
 	}
-	for range 6 {
-		do(1001)
-	}
+	held := make(chan error, 3)
+	do(context.Background(), 1001, held)
+	do(context.Background(), 1001, held)
 	<-entered
 	<-entered // company 1001 is at its limit
-	do(1002)
+	do(context.Background(), 1002, held)
 	<-entered // another company is not held up by it
 	require.Equal(t, int64(3), inflight.Load())
-	close(release)
+
+	// More requests for company 1001 find its semaphore full: they wait
+	// for a slot, never reaching the budget or the server, until their
+	// context ends.
+	waiting := make(chan error, 4)
+	ctx, cancel := context.WithCancel(context.Background())
+	for range 4 {
+		do(ctx, 1001, waiting)
+	}
+	cancel()
+	for range 4 {
+		err := <-waiting
+		require.ErrorIs(t, err, context.Canceled)
+		require.ErrorContains(t, err, "waiting for a company slot")
+	}
+
+	releaseAll()
 	wg.Wait()
-	close(errs)
-	for err := range errs {
+	close(held)
+	for err := range held {
 		require.NoError(t, err)
 	}
-	require.Equal(t, int64(7), srv.gqlRequests.Load())
-	require.Equal(t, int64(3), peak.Load(), "two of company 1001 plus one of 1002 at most")
-	require.Equal(t, int64(7), limiter.n.Load(), "the budget is taken once per HTTP attempt")
+	require.Equal(t, int64(3), srv.gqlRequests.Load())
+	require.Equal(t, int64(3), limiter.n.Load(), "the budget is taken once per HTTP attempt, after the company slot")
+
+	// The slots were released: company 1001 takes requests again.
+	_, err := h.client.Do(context.Background(), Request{Query: "{ x }", Company: 1001})
+	require.NoError(t, err)
 }
 
 // countingLimiter is a Limiter that lets everything through and counts.
