@@ -324,7 +324,8 @@ func (s *clientCredentials) Invalidate(hash string) {
 		s.log.Warn("invalidating the cached access token failed", zap.Error(err))
 		return
 	}
-	s.log.Info("access token invalidated after a 401", zap.String("token_id", Token{Hash: hash}.ID()))
+	s.log.Info("access token refused with a 401; dropped from the cache if still the current one",
+		zap.String("token_id", Token{Hash: hash}.ID()))
 }
 
 func (s *clientCredentials) load(ctx context.Context) (entry, bool) {
