@@ -300,7 +300,18 @@ func checkAgainstOracle(t *testing.T, s *cronSchedule, from, to time.Time, step 
 // instant is a slot when the clock reaches a matching wall time there for the
 // first time (walls passed by a jump count as reached at its end).
 func oracle(s *cronSchedule, from, to time.Time, step time.Duration) []time.Time {
-	matches := func(w time.Time) bool { return s.wall.Next(w.Add(-time.Nanosecond)).Equal(w) }
+	f := s.wall
+	has := func(bits uint64, v int) bool { return bits&(1<<uint(v)) != 0 }
+	matches := func(w time.Time) bool {
+		if !has(f.Second, w.Second()) || !has(f.Minute, w.Minute()) || !has(f.Hour, w.Hour()) || !has(f.Month, int(w.Month())) {
+			return false
+		}
+		dom, dow := has(f.Dom, w.Day()), has(f.Dow, int(w.Weekday()))
+		if has(f.Dom, 63) || has(f.Dow, 63) { // either field is "*"
+			return dom && dow
+		}
+		return dom || dow
+	}
 	wall := func(i time.Time) time.Time { _, off := i.Zone(); return naive(i, off) }
 	var slots []time.Time
 	start := from.Truncate(step)
