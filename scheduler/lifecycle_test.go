@@ -474,3 +474,29 @@ func TestPrunesHourly(t *testing.T) {
 	a.afterRounds(t, 1, func() { clock.Advance(10 * time.Minute) })
 	require.Eventually(t, func() bool { return a.store.prunes.Load() == 2 }, waitFor, time.Millisecond)
 }
+
+func TestShutdownDuringBackoffReleasesTheRetry(t *testing.T) {
+	db := openStore(t)
+	clock := NewFakeClock(now())
+	runner := newRunner(func(context.Context, *jobs.Job, jobs.Attempt) (jobs.Result, error) {
+		return jobs.Result{}, errors.New("server error")
+	})
+	a := newReplica(t, db, "a", clock, runner)
+	job := testJob(t, "flaky", "0 * * * *", func(j *jobs.Job) { j.Retry = jobs.Retry{Attempts: 3, Backoff: 90 * time.Second} })
+	require.NoError(t, a.SetJobs(t.Context(), []*jobs.Job{job}))
+	require.NoError(t, a.Start(t.Context()))
+	slot := job.Cron.Next(through(t, db, job.Name))
+	clock.AdvanceTo(slot)
+	runner.next(t)
+	ctx, cancel := context.WithTimeout(t.Context(), waitFor)
+	defer cancel()
+	require.NoError(t, clock.BlockUntilTimer(ctx, 90*time.Second))
+	require.NoError(t, waitErr(t, stopAsync(a.Scheduler)))
+	rec := waitSlot(t, db, job.Name, slot, store.StatusInterrupted)
+	as := attempts(t, db, rec.ID)
+	require.Len(t, as, 2)
+	require.Equal(t, store.StatusFailed, as[0].Status)
+	require.Equal(t, "server error", as[0].Error)
+	require.Equal(t, store.StatusInterrupted, as[1].Status)
+	runner.none(t)
+}
