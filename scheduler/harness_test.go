@@ -28,7 +28,7 @@ func TestMain(m *testing.M) {
 }
 
 // waitFor bounds every wait of a test; reaching it is a failure.
-const waitFor = 10 * time.Second
+const waitFor = 30 * time.Second
 
 // openStore opens a real SQLite store in a temporary directory.
 func openStore(t *testing.T) *sqlite.Store {

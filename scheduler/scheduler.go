@@ -233,7 +233,9 @@ func (s *Scheduler) Stop(ctx context.Context) error {
 		select {
 		case <-loopDone:
 		case <-ctx.Done():
-			return fmt.Errorf("stopping scheduler: %w", ctx.Err())
+			s.stopOnce.Do(func() { close(s.stop) })
+			s.runCancel(fmt.Errorf("stopping scheduler: %w", ctx.Err()))
+			return fmt.Errorf("stopping scheduler: the loop did not end: %w", ctx.Err())
 		}
 	}
 	s.stopOnce.Do(func() { close(s.stop) })
