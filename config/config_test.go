@@ -46,7 +46,7 @@ func TestLoadInvalid(t *testing.T) {
 		{"bad_unknown_key.yaml", `testdata/bad_unknown_key.yaml:3: shedulr: unknown key (did you mean "scheduler"?)`},
 		{"bad_unknown_key_nested.yaml", `testdata/bad_unknown_key_nested.yaml:8: connections[1].clinet_id: unknown key (did you mean "client_id"?)`},
 		{"bad_duplicate_key.yaml", `testdata/bad_duplicate_key.yaml:3: log.level: duplicate key (first set on line 2)`},
-		{"bad_store_migrate.yaml", `testdata/bad_store_migrate.yaml:2: store.migrate: must be auto or off, not "automatic"`},
+		{"bad_store_migrate.yaml", `testdata/bad_store_migrate.yaml:2: store.migrate: must be auto or off, not "automatic" (did you mean "auto"?)`},
 		{"bad_store_dsn.yaml", `testdata/bad_store_dsn.yaml:2: store.dsn: must be sqlite:PATH or postgres://...`},
 		{"bad_store_schema.yaml", `testdata/bad_store_schema.yaml:2: store.schema: must be a lower-case SQL identifier (letters, digits, _), not "Nxt-Cron"`},
 		{"bad_encryption_keys_both.yaml", `testdata/bad_encryption_keys_both.yaml:3: store.encryption_keys_file: set only one of encryption_keys and encryption_keys_file`},
@@ -66,7 +66,7 @@ func TestLoadInvalid(t *testing.T) {
 		{"bad_sandbox_disabled.yaml", `testdata/bad_sandbox_disabled.yaml:3: connections[0]: uses the sandbox, but sandbox.enabled is false`},
 		{"bad_connection_name_empty.yaml", `testdata/bad_connection_name_empty.yaml:2: connections[0].name: required`},
 		{"bad_connection_name_duplicate.yaml", `testdata/bad_connection_name_duplicate.yaml:6: connections[1].name: "erp" is already the name of connections[0]`},
-		{"bad_grant.yaml", `testdata/bad_grant.yaml:3: connections[0].grant: must be client_credentials or refresh_token, not "refresh"`},
+		{"bad_grant.yaml", `testdata/bad_grant.yaml:3: connections[0].grant: must be client_credentials or refresh_token, not "refresh" (did you mean "refresh_token"?)`},
 		{"bad_authority.yaml", `testdata/bad_authority.yaml:4: connections[0].authority: must be sandbox or an https:// URL (http:// only on a loopback host), not "http://connect.visma.com"`},
 		{"bad_graphql_url.yaml", `testdata/bad_graphql_url.yaml:6: connections[0].graphql_url: must be sandbox or an https:// URL (http:// only on a loopback host), not "business.visma.net/api/graphql-service"`},
 		{"bad_client_id_long.yaml", `testdata/bad_client_id_long.yaml:4: connections[0].client_id: must be at most 24 characters for client_credentials (Business NXT stores it in its User table), not 30`},
@@ -654,6 +654,9 @@ func TestDidYouMean(t *testing.T) {
 		{"shedulr", []string{"store", "scheduler", "sandbox"}, ` (did you mean "scheduler"?)`},
 		{"ab", []string{"xy", "cd"}, ""},
 		{"postgres", []string{"file", "stdout"}, ""},
+		{"fiel", []string{"file", "stdout"}, ` (did you mean "file"?)`},
+		{"retries", []string{"retry", "timeout"}, ` (did you mean "retry"?)`},
+		{"ret", []string{"retry"}, ""},
 		{"", []string{"a"}, ""},
 	}
 	for _, tt := range tests {

@@ -111,6 +111,13 @@ func (d *Decoder) AddAt(line int, path, msg string) {
 	d.problems = append(d.problems, Problem{File: d.file, Line: line, Key: path, Message: msg})
 }
 
+// Add records a problem as it is, in whatever file it names (a job's
+// query_file, say).
+func (d *Decoder) Add(p Problem) {
+	d.failed[p.Key] = true
+	d.problems = append(d.problems, p)
+}
+
 // Expand expands s as found at path, recording a problem when it fails.
 func (d *Decoder) Expand(path, s string) (string, bool) {
 	v, err := Expand(s, d.lookup)
@@ -199,11 +206,12 @@ func (d *Decoder) Node(n *yaml.Node, path string, noexpand bool) *yaml.Node {
 	return c
 }
 
-// Pairs returns the key/value pairs of mapping n, merge keys (<<) applied,
-// and records each key's line under path. Duplicate and non-string keys are
-// problems and left out.
+// Pairs returns the key/value pairs of mapping n (aliases resolved, merge
+// keys applied, the first of duplicate keys) without recording anything:
+// for a caller that looks at a node Decode has already reported on.
 func (d *Decoder) Pairs(n *yaml.Node, path string) []Pair {
-	return d.pairs(d.resolve(n), path, 0)
+	quiet := &Decoder{file: d.file, dir: d.dir, lookup: d.lookup, lines: map[string]int{}, failed: map[string]bool{}}
+	return quiet.pairs(quiet.resolve(n), path, 0)
 }
 
 // Pair is one entry of a mapping.
@@ -759,16 +767,45 @@ func (d *Decoder) decodeStruct(n *yaml.Node, path string, v reflect.Value, depth
 	}
 }
 
+// MaxSecretFileSize bounds a secret file.
+const MaxSecretFileSize = 64 << 10
+
 // ReadSecretFile reads a secret from a file (a systemd credential, a mounted
 // Kubernetes Secret): its content without one trailing newline.
 func ReadSecretFile(path string) (string, error) {
-	b, err := os.ReadFile(path)
+	b, err := ReadFileLimit(path, MaxSecretFileSize)
 	if err != nil {
 		return "", fmt.Errorf("reading secret file: %w", err)
 	}
 	s := strings.TrimSuffix(string(b), "\n")
 	s = strings.TrimSuffix(s, "\r")
 	return s, nil
+}
+
+// ReadFileLimit reads a regular file of at most limit bytes: a file named
+// in a configuration (a secret, a query) is small, and a device such as
+// /dev/zero must not hang the loader.
+func ReadFileLimit(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", path)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("%s is larger than %d bytes", path, limit)
+	}
+	return b, nil
 }
 
 // ResolvePath makes p absolute against dir unless it already is; "" stays "".

@@ -84,23 +84,40 @@ func DidYouMean(got string, candidates []string) string {
 }
 
 // Suggest returns the candidate nearest to got (case-insensitively) when it is
-// within a typo's distance (one edit per three letters, at least one). It
-// returns "" when none is.
+// within a typo's distance: one edit for words of up to three letters, else
+// two or one per three letters; or when the two share a prefix of at least
+// four letters that covers the shorter but for its last letter ("retries"
+// and "retry", "refresh" and "refresh_token"). It returns "" when none is.
 func Suggest(got string, candidates []string) string {
 	if got == "" {
 		return ""
 	}
 	g := strings.ToLower(got)
-	limit := max(1, len(g)/3)
+	limit := 1
+	if len(g) > 3 {
+		limit = max(2, len(g)/3)
+	}
 	best, bestDist := "", limit+1
 	for _, c := range candidates {
 		if c == got {
 			continue
 		}
-		d := levenshtein.ComputeDistance(g, strings.ToLower(c))
+		lc := strings.ToLower(c)
+		d := levenshtein.ComputeDistance(g, lc)
+		if common, shorter := commonPrefix(g, lc), min(len(g), len(lc)); common >= max(4, shorter-1) {
+			d = min(d, limit)
+		}
 		if d < bestDist {
 			best, bestDist = c, d
 		}
 	}
 	return best
+}
+
+func commonPrefix(a, b string) int {
+	n := 0
+	for n < len(a) && n < len(b) && a[n] == b[n] {
+		n++
+	}
+	return n
 }
