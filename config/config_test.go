@@ -691,3 +691,10 @@ func writeFile(t *testing.T, dir, name, content string) string {
 	require.NoError(t, os.WriteFile(p, []byte(content), 0o600))
 	return p
 }
+
+func TestTrailingDocumentSeparatorIsAllowed(t *testing.T) {
+	cleanEnv(t)
+	cfg, err := Load(writeFile(t, t.TempDir(), "config.yaml", "log: {level: debug}\n---\n# nothing more\n"))
+	require.NoError(t, err)
+	require.Equal(t, "debug", cfg.Log.Level)
+}

@@ -155,8 +155,17 @@ func (d *Decoder) Parse(data []byte) (root *yaml.Node) {
 		d.AddAt(line, "", "invalid YAML: "+msg)
 		return nil
 	}
-	var more yaml.Node
-	if err := dec.Decode(&more); !errors.Is(err, io.EOF) {
+	// A trailing "---" with nothing after it is harmless; a second document
+	// with content is not.
+	for {
+		var more yaml.Node
+		err := dec.Decode(&more)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err == nil && (len(more.Content) == 0 || isNull(more.Content[0])) {
+			continue
+		}
 		line := more.Line
 		if err != nil {
 			line = 1
