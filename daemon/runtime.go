@@ -50,7 +50,7 @@ type OpenOptions struct {
 	// sets up token sources and the runner: verbs that run jobs need it,
 	// verbs that only read state do not.
 	Connect bool
-	Metrics   *metrics.Metrics
+	Metrics *metrics.Metrics
 }
 
 // Open builds a Runtime from cfg.

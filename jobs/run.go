@@ -327,7 +327,6 @@ func (ci *companyImport) filterPage(page *bnxt.Page, cur *cursor) ([]sinks.Row, 
 	return out, nil
 }
 
-
 // checkNested fails when a nested connection says it has more items than
 // the query asked for: the import would silently lose rows.
 func checkNested(fields map[string]json.RawMessage, path []string) error {
