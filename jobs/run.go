@@ -328,37 +328,72 @@ func (ci *companyImport) filterPage(page *bnxt.Page, cur *cursor) ([]sinks.Row, 
 }
 
 // checkNested fails when a nested connection says it has more items than
-// the query asked for: the import would silently lose rows.
+// the query asked for: the import would silently lose rows. path is relative
+// to one item; a segment may cross a list (the items of an outer nested
+// connection), in which case every element is checked.
 func checkNested(fields map[string]json.RawMessage, path []string) error {
-	obj := fields
-	for i, name := range path {
-		raw, ok := obj[name]
-		if !ok || string(raw) == "null" {
-			return nil
+	return checkNestedAt(fields, path, path)
+}
+
+func checkNestedAt(obj map[string]json.RawMessage, rest, full []string) error {
+	name := rest[0]
+	raw, ok := obj[name]
+	if !ok || string(raw) == "null" {
+		return nil
+	}
+	if len(rest) == 1 {
+		var conn struct {
+			PageInfo struct {
+				HasNextPage bool `json:"hasNextPage"`
+			} `json:"pageInfo"`
+			Items []json.RawMessage `json:"items"`
 		}
-		if i == len(path)-1 {
-			var conn struct {
-				PageInfo struct {
-					HasNextPage bool `json:"hasNextPage"`
-				} `json:"pageInfo"`
-				Items []json.RawMessage `json:"items"`
-			}
-			if err := json.Unmarshal(raw, &conn); err != nil {
-				return fmt.Errorf("decoding nested %s: %w", name, err)
-			}
-			if conn.PageInfo.HasNextPage {
-				return fmt.Errorf("nested %s truncated at %d; raise first or import %s as its own job",
-					joinPath(path), len(conn.Items), name)
-			}
-			return nil
+		if err := json.Unmarshal(raw, &conn); err != nil {
+			return fmt.Errorf("decoding nested %s: %w", joinPath(full), err)
 		}
-		next, err := decodeObject(raw)
-		if err != nil {
+		if conn.PageInfo.HasNextPage {
+			return fmt.Errorf("nested %s truncated at %d; raise first or import %s as its own job",
+				joinPath(full), len(conn.Items), nestedTable(name))
+		}
+		return nil
+	}
+	if len(raw) > 0 && raw[0] == '[' {
+		var list []json.RawMessage
+		if err := json.Unmarshal(raw, &list); err != nil {
 			return fmt.Errorf("decoding %s: %w", name, err)
 		}
-		obj = next
+		for _, el := range list {
+			m, err := decodeObject(el)
+			if err != nil {
+				return fmt.Errorf("decoding %s: %w", name, err)
+			}
+			if err := checkNestedAt(m, rest[1:], full); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
-	return nil
+	next, err := decodeObject(raw)
+	if err != nil {
+		return fmt.Errorf("decoding %s: %w", name, err)
+	}
+	return checkNestedAt(next, rest[1:], full)
+}
+
+// nestedTable names the table of a relation field: joindown_OrderLine_via_Order
+// is orderLine.
+func nestedTable(field string) string {
+	t := field
+	for _, p := range []string{"joindown_", "joinup_"} {
+		t = strings.TrimPrefix(t, p)
+	}
+	if i := strings.Index(t, "_via_"); i >= 0 {
+		t = t[:i]
+	}
+	if t == "" {
+		return field
+	}
+	return strings.ToLower(t[:1]) + t[1:]
 }
 
 func joinPath(p []string) string { return strings.Join(p, ".") }
