@@ -71,7 +71,7 @@ type Options struct {
 
 	// Now is the clock of token lifetimes and the rate limit; nil means
 	// time.Now. For tests.
-	Now func() time.Time `yaml:"-"`
+	Now func() time.Time `yaml:"-" json:"-"`
 }
 
 // DefaultOptions returns the defaults of every knob.
