@@ -425,6 +425,9 @@ func (e permanentError) Unwrap() []error { return []error{e.err, ErrPermanent} }
 
 // joinErrors joins company errors into one line. The result is permanent only
 // when every one of them is, so that a retry still runs when any could help.
+// It matches (errors.Is, errors.As) what the caller acts on: every company
+// error when all are permanent, else the ones that are not (an interrupted
+// or fenced company, a cancelled context, a retryable request).
 func joinErrors(errs []error) error {
 	switch len(errs) {
 	case 0:
@@ -433,14 +436,24 @@ func joinErrors(errs []error) error {
 		return errs[0]
 	}
 	msgs := make([]string, len(errs))
-	allPermanent := true
+	var retryable []error
 	for i, e := range errs {
 		msgs[i] = e.Error()
-		allPermanent = allPermanent && errors.Is(e, ErrPermanent)
+		if !errors.Is(e, ErrPermanent) {
+			retryable = append(retryable, e)
+		}
 	}
-	joined := errors.New(strings.Join(msgs, "; "))
-	if allPermanent {
-		return permanent(joined)
+	if len(retryable) == 0 {
+		return permanent(companyErrors{msg: strings.Join(msgs, "; "), errs: errs})
 	}
-	return joined
+	return companyErrors{msg: strings.Join(msgs, "; "), errs: retryable}
 }
+
+// companyErrors is the failure of several companies of one attempt.
+type companyErrors struct {
+	msg  string
+	errs []error
+}
+
+func (e companyErrors) Error() string   { return e.msg }
+func (e companyErrors) Unwrap() []error { return e.errs }
