@@ -27,6 +27,7 @@ const (
 	DefaultConcurrencyPerCompany = 8
 	DefaultRedirectPath          = "/signin-oidc"
 	DefaultKeepalive             = Duration(24 * time.Hour)
+	DefaultRefreshTokenLifetime  = Duration(365 * 24 * time.Hour)
 )
 
 // DefaultScopes are the scopes of a connection that lists none, by grant.
@@ -85,6 +86,9 @@ func applyConnectionDefaults(c *Connection, set func(key string) bool) {
 		}
 		if !set("keepalive") {
 			c.Keepalive = DefaultKeepalive
+		}
+		if !set("refresh_token_lifetime") {
+			c.RefreshTokenLifetime = DefaultRefreshTokenLifetime
 		}
 	}
 }

@@ -88,6 +88,11 @@ type Connection struct {
 	RedirectPath  string   `yaml:"redirect_path"`
 	ExpectedEmail string   `yaml:"expected_email"`
 	Keepalive     Duration `yaml:"keepalive"`
+	// RefreshTokenLifetime is the refresh token lifetime set in the Visma
+	// Developer Portal: the absolute expiry reported ahead of time is the
+	// enrollment time plus this (Visma Connect's token response does not
+	// say).
+	RefreshTokenLifetime Duration `yaml:"refresh_token_lifetime"`
 
 	// Line is the line of this connection in config.yaml, for messages.
 	Line int `yaml:"-"`

@@ -239,7 +239,7 @@ func (v validator) connections(c *Config) {
 			continue
 		}
 		if conn.Grant == GrantClientCredentials {
-			for _, k := range []string{"keepalive", "redirect_path", "expected_email"} {
+			for _, k := range []string{"keepalive", "redirect_path", "expected_email", "refresh_token_lifetime"} {
 				if v.d.Has(key(k)) {
 					v.addf(key(k), "only applies to grant refresh_token")
 				}
@@ -253,6 +253,7 @@ func (v validator) connections(c *Config) {
 			v.addf(key("expected_email"), "must be an e-mail address, not %q", conn.ExpectedEmail)
 		}
 		v.positive(key("keepalive"), conn.Keepalive)
+		v.positive(key("refresh_token_lifetime"), conn.RefreshTokenLifetime)
 	}
 	if sandboxUsed && !c.Sandbox.Enabled {
 		for i, conn := range c.Connections {
