@@ -99,6 +99,21 @@ and writes the rows to sinks. Every slot runs exactly once across replicas,
 missed slots are recorded, and incremental imports never skip a row.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		// An unknown command is a usage error (exit 2): with Args set, cobra
+		// hands it to the root instead of failing with a plain error.
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return nil
+			}
+			var names []string
+			for _, c := range cmd.Commands() {
+				if c.IsAvailableCommand() {
+					names = append(names, c.Name())
+				}
+			}
+			return usageErr(fmt.Errorf("unknown command %q for %q%s", args[0], cmd.CommandPath(), config.DidYouMean(args[0], names)))
+		},
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	root.PersistentFlags().StringVar(&a.configPath, "config", "", "config file (default $NXTCRON_CONFIG, then ./config.yaml)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr(err) })
