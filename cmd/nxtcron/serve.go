@@ -31,6 +31,11 @@ SIGHUP reloads the job files, keeping the old set if any is invalid.`,
 				return err
 			}
 			defer func() { _ = log.Sync() }()
+			// Catch SIGHUP before anything can log "serving": its default
+			// action would end the process.
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
 			ctx := cmd.Context()
 			d, err := daemon.New(ctx, daemon.Options{Config: cfg, Logger: log})
 			if err != nil {
@@ -40,9 +45,6 @@ SIGHUP reloads the job files, keeping the old set if any is invalid.`,
 				_ = d.Stop(context.WithoutCancel(ctx))
 				return err
 			}
-			hup := make(chan os.Signal, 1)
-			signal.Notify(hup, syscall.SIGHUP)
-			defer signal.Stop(hup)
 			for {
 				select {
 				case <-hup:
