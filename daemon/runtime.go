@@ -210,14 +210,25 @@ func (rt *Runtime) Client(name string) (*bnxt.Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	log := rt.Logger.With(zap.String("component", "bnxt"), zap.String("connection", name))
+	// The request budget is the access token's, which every replica shares:
+	// take it from the store when the store can share it, else bnxt budgets
+	// this process alone.
+	var limiter bnxt.Limiter
+	if budget, ok := rt.Store.(store.Budget); ok {
+		limiter = bnxt.NewBudgetLimiter(budget, bnxt.BudgetOptions{
+			Key: name, PerMinute: conn.Limits.RequestsPerMinute, Logger: log,
+		})
+	}
 	c, err := bnxt.New(bnxt.Options{
 		URL:                   conn.GraphQLURL,
 		Connection:            name,
 		Tokens:                src,
-		Logger:                rt.Logger.With(zap.String("component", "bnxt"), zap.String("connection", name)),
+		Logger:                log,
 		Metrics:               rt.Metrics,
 		RequestsPerMinute:     conn.Limits.RequestsPerMinute,
 		ConcurrencyPerCompany: conn.Limits.ConcurrencyPerCompany,
+		Limiter:               limiter,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("connection %q: %w", name, err)
