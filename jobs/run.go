@@ -72,6 +72,11 @@ func (r *Runner) Run(ctx context.Context, job *Job, a Attempt) (Result, error) {
 	for _, f := range job.Paged.Fields {
 		run.Fields = append(run.Fields, sinks.Field{Name: f})
 	}
+	if nt, ok := sink.(sinks.NeedsTypes); ok && nt.NeedsTypes() {
+		if run.Fields, err = fieldTypes(ctx, client, job); err != nil {
+			return Result{}, fmt.Errorf("preparing %s sink: %w", job.Sink.Type, classify(err))
+		}
+	}
 	if err := sink.Prepare(ctx, run); err != nil {
 		return Result{}, fmt.Errorf("preparing %s sink: %w", job.Sink.Type, classify(err))
 	}

@@ -116,6 +116,14 @@ type WatermarkKeeper interface {
 	Watermark(ctx context.Context, job string, company int64) (*Watermark, error)
 }
 
+// NeedsTypes is a Sink that wants the GraphQL types of the selected fields
+// (Field.Type, List and Object) in Run.Fields, such as the Postgres sink
+// with typed columns. When NeedsTypes returns true the pipeline introspects
+// the item type once per attempt, before Prepare.
+type NeedsTypes interface {
+	NeedsTypes() bool
+}
+
 // ErrPermanent marks errors a retry cannot fix (bad configuration, a type
 // change); wrap it. Anything else a sink returns is taken as retryable.
 var ErrPermanent = errors.New("permanent")
