@@ -116,8 +116,9 @@ func (s *Server) authorized(r *http.Request) bool {
 	if want == "" {
 		return s.o.Loopback
 	}
-	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	return ok && subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
+	// The scheme is case-insensitive (RFC 9110, 11.1): "bearer" is Bearer.
+	scheme, got, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	return ok && strings.EqualFold(scheme, "Bearer") && subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
 }
 
 func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) {
