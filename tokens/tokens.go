@@ -2,6 +2,7 @@ package tokens
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/nxtcron/nxtcron/config"
 	"github.com/nxtcron/nxtcron/metrics"
+	"github.com/nxtcron/nxtcron/store"
 )
 
 // Errors of this package; match with errors.Is.
@@ -108,18 +110,51 @@ type Options struct {
 	Logger *zap.Logger
 	// Metrics counts token requests; nil records nothing.
 	Metrics *metrics.Metrics
+
+	// Store keeps the access tokens (shared by every job and replica) and
+	// the refresh tokens, sealed with Keys. It must implement
+	// store.TokenStore. Without a Store, access tokens are cached in
+	// memory and refresh_token connections are refused.
+	Store store.Store
+	// Keys seal every token the store holds; required with Store.
+	Keys *Keyring
+	// Owner names this replica in refresh leases; default a random id.
+	Owner string
+	// PublicURL is http.public_url: the base of enrollment links and of
+	// the redirect URIs.
+	PublicURL string
+	// RefreshLease and ExchangeTimeout default to DefaultRefreshLease and
+	// DefaultExchangeTimeout; tests shorten them.
+	RefreshLease    time.Duration
+	ExchangeTimeout time.Duration
 }
 
 // Manager holds the Sources of the configured connections.
 type Manager struct {
-	sources     map[string]*clientCredentials
-	unsupported map[string]string // connection name -> grant
+	opts            Options
+	conns           map[string]config.Connection
+	sources         map[string]*clientCredentials
+	refresh         map[string]*refreshSource
+	noStore         map[string]string // refresh_token connections refused for want of a store
+	st              store.Store
+	ts              store.TokenStore
+	keys            *Keyring
+	codec           *accessCodec
+	owner           string
+	lease           time.Duration
+	exchangeTimeout time.Duration
+
+	// bg counts rotations and pending store writes; Close waits for them.
+	bg          sync.WaitGroup
+	bgMu        sync.Mutex
+	closed      bool          // set by Close: new work runs in its caller
+	closing     chan struct{} // closed by Close: stop waiting for leases
+	abandon     chan struct{} // closed when Close is done or gives up waiting
+	closeOnce   sync.Once
+	abandonOnce sync.Once
 }
 
-// NewManager checks the connections and makes a Source for each
-// client-credentials connection. A refresh_token connection is accepted, but
-// Source refuses it with ErrUnsupportedGrant until refresh-token support
-// lands.
+// NewManager checks the connections and makes a Source for each.
 func NewManager(opts Options) (*Manager, error) {
 	if opts.HTTPClient == nil {
 		opts.HTTPClient = &http.Client{Timeout: defaultHTTPTimeout}
@@ -130,32 +165,74 @@ func NewManager(opts Options) (*Manager, error) {
 	if opts.Logger == nil {
 		opts.Logger = zap.NewNop()
 	}
+	if opts.RefreshLease <= 0 {
+		opts.RefreshLease = DefaultRefreshLease
+	}
+	if opts.ExchangeTimeout <= 0 {
+		opts.ExchangeTimeout = DefaultExchangeTimeout
+	}
 	m := &Manager{
-		sources:     map[string]*clientCredentials{},
-		unsupported: map[string]string{},
+		opts:            opts,
+		conns:           map[string]config.Connection{},
+		sources:         map[string]*clientCredentials{},
+		refresh:         map[string]*refreshSource{},
+		noStore:         map[string]string{},
+		st:              opts.Store,
+		keys:            opts.Keys,
+		owner:           opts.Owner,
+		lease:           opts.RefreshLease,
+		exchangeTimeout: opts.ExchangeTimeout,
+		closing:         make(chan struct{}),
+		abandon:         make(chan struct{}),
+	}
+	if m.owner == "" {
+		m.owner = "nxtcron-" + randomID(6)
+	}
+	if opts.Store != nil {
+		ts, ok := opts.Store.(store.TokenStore)
+		if !ok {
+			return nil, fmt.Errorf("configuring token sources: store %T cannot keep refresh tokens (no store.TokenStore)", opts.Store)
+		}
+		if opts.Keys == nil {
+			return nil, fmt.Errorf("configuring token sources: a store needs encryption keys: %w", ErrNoKeys)
+		}
+		m.ts = ts
+		m.codec = newAccessCodec(opts.Keys)
 	}
 	var errs []error
-	seen := map[string]bool{}
 	for _, c := range opts.Connections {
 		if c.Name == "" {
 			errs = append(errs, errors.New("connection without a name"))
 			continue
 		}
-		if seen[c.Name] {
+		if _, dup := m.conns[c.Name]; dup {
 			errs = append(errs, fmt.Errorf("connection %q: defined twice", c.Name))
 			continue
 		}
-		seen[c.Name] = true
+		m.conns[c.Name] = c
 		switch c.Grant {
 		case config.GrantClientCredentials:
-			s, err := newClientCredentials(c, opts, newMemoryCache())
+			var ca cache = newMemoryCache()
+			if m.st != nil {
+				ca = &storeCache{st: m.st, codec: m.codec}
+			}
+			s, err := newClientCredentials(c, opts, ca)
 			if err != nil {
 				errs = append(errs, err)
 				continue
 			}
 			m.sources[c.Name] = s
 		case config.GrantRefreshToken:
-			m.unsupported[c.Name] = c.Grant
+			if m.st == nil {
+				m.noStore[c.Name] = c.Grant
+				continue
+			}
+			s, err := newRefreshSource(m, c)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			m.refresh[c.Name] = s
 		default:
 			errs = append(errs, fmt.Errorf("connection %q: unknown grant %q (want %s or %s)",
 				c.Name, c.Grant, config.GrantClientCredentials, config.GrantRefreshToken))
@@ -172,18 +249,88 @@ func (m *Manager) Source(connection string) (Source, error) {
 	if s, ok := m.sources[connection]; ok {
 		return s, nil
 	}
-	if grant, ok := m.unsupported[connection]; ok {
-		return nil, fmt.Errorf("connection %q: grant %s: %w", connection, grant, ErrUnsupportedGrant)
+	if s, ok := m.refresh[connection]; ok {
+		return s, nil
 	}
-	names := make([]string, 0, len(m.sources)+len(m.unsupported))
-	for n := range m.sources {
-		names = append(names, n)
+	if grant, ok := m.noStore[connection]; ok {
+		return nil, fmt.Errorf("connection %q: grant %s needs a store: %w", connection, grant, ErrUnsupportedGrant)
 	}
-	for n := range m.unsupported {
+	names := make([]string, 0, len(m.conns))
+	for n := range m.conns {
 		names = append(names, n)
 	}
 	sort.Strings(names)
 	return nil, fmt.Errorf("connection %q (configured: %s): %w", connection, strings.Join(names, ", "), ErrUnknownConnection)
+}
+
+// Owner is the name of this replica in refresh leases.
+func (m *Manager) Owner() string { return m.owner }
+
+// Close stops the background work: it waits (until ctx is done) for
+// rotations in flight and for rotated tokens whose store write is being
+// retried, so that a shutdown never drops the only valid refresh token
+// while the store can still take it.
+func (m *Manager) Close(ctx context.Context) error {
+	m.bgMu.Lock()
+	m.closed = true
+	m.bgMu.Unlock()
+	m.closeOnce.Do(func() { close(m.closing) })
+	done := make(chan struct{})
+	go func() {
+		m.bg.Wait()
+		close(done)
+	}()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		m.abandonOnce.Do(func() { close(m.abandon) })
+		<-done
+		err = fmt.Errorf("closing the token manager: %w", context.Cause(ctx))
+	}
+	m.abandonOnce.Do(func() { close(m.abandon) })
+	return err
+}
+
+// goBG runs f in a goroutine that Close waits for, or, once Close has
+// begun, in the caller.
+func (m *Manager) goBG(f func()) {
+	m.bgMu.Lock()
+	if m.closed {
+		m.bgMu.Unlock()
+		f()
+		return
+	}
+	m.bg.Add(1)
+	m.bgMu.Unlock()
+	go func() {
+		defer m.bg.Done()
+		f()
+	}()
+}
+
+func (m *Manager) setNeedsReenroll(connection string, on bool) {
+	if m.opts.Metrics == nil {
+		return
+	}
+	v := 0.0
+	if on {
+		v = 1
+	}
+	m.opts.Metrics.ConnectionNeedsReenroll.WithLabelValues(connection).Set(v)
+}
+
+func (m *Manager) setExpiry(connection string, at *time.Time) {
+	if m.opts.Metrics == nil || at == nil {
+		return
+	}
+	m.opts.Metrics.RefreshTokenExpiry.WithLabelValues(connection).Set(float64(at.Unix()))
+}
+
+func randomID(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 // entry is what the cache keeps per connection: the token and when to renew
