@@ -18,6 +18,7 @@ import (
 	"github.com/nxtcron/nxtcron/metrics"
 	"github.com/nxtcron/nxtcron/sandbox"
 	"github.com/nxtcron/nxtcron/store"
+	"github.com/nxtcron/nxtcron/store/postgres"
 	"github.com/nxtcron/nxtcron/store/sqlite"
 	"github.com/nxtcron/nxtcron/tokens"
 )
@@ -123,7 +124,14 @@ func OpenStore(ctx context.Context, cfg *config.Config, log *zap.Logger, migrate
 		}
 		return st, nil
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
-		return nil, errors.New("store.dsn: this build has no Postgres store yet; use sqlite:PATH")
+		st, err := postgres.Open(ctx, dsn, postgres.Options{
+			Schema: cfg.Store.Schema, Migrate: migrate, Logger: log.With(zap.String("component", "store")),
+		})
+		if err != nil {
+			// The DSN is a secret: name the store by its schema only.
+			return nil, fmt.Errorf("opening postgres store (schema %s): %w", cfg.Store.Schema, err)
+		}
+		return st, nil
 	default:
 		return nil, errors.New("store.dsn: expected sqlite:PATH or postgres://...")
 	}
