@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"bufio"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io/fs"
@@ -48,9 +50,19 @@ type Config struct {
 	Defaults string
 }
 
-// WriteConfig writes config.yaml and returns its text.
+// WriteConfig writes config.yaml and returns its text. With a store other
+// than SQLite (which makes its own key file) it also writes the encryption
+// key file once, so that every replica of the test shares one key.
 func (e *Env) WriteConfig(c Config) string {
 	e.t.Helper()
+	if c.StoreDSN != "" && !strings.HasPrefix(c.StoreDSN, "sqlite:") {
+		if _, err := os.Stat(e.Path("nxtcron.keys")); os.IsNotExist(err) {
+			key := make([]byte, 32)
+			_, err := rand.Read(key)
+			require.NoError(e.t, err)
+			require.NoError(e.t, os.WriteFile(e.Path("nxtcron.keys"), []byte(base64.StdEncoding.EncodeToString(key)+"\n"), 0o600))
+		}
+	}
 	or := func(v, def string) string {
 		if v == "" {
 			return def
