@@ -33,6 +33,8 @@ type Runtime struct {
 	Sandbox *sandbox.Server
 	Tokens  *tokens.Manager
 	Runner  *jobs.Runner
+	// Keys seal the stored tokens (loaded with Connect or Keys).
+	Keys *tokens.Keyring
 
 	mu      sync.RWMutex
 	jobs    []*jobs.Job
@@ -51,6 +53,12 @@ type OpenOptions struct {
 	// sets up token sources and the runner: verbs that run jobs need it,
 	// verbs that only read state do not.
 	Connect bool
+	// Keys loads the encryption keys (and checks them against the store)
+	// without Connect; Connect implies it.
+	Keys bool
+	// Owner names this process in refresh-token leases; default
+	// ReplicaID().
+	Owner   string
 	Metrics *metrics.Metrics
 }
 
@@ -69,6 +77,12 @@ func Open(ctx context.Context, cfg *config.Config, log *zap.Logger, o OpenOption
 	rt.Store, err = OpenStore(ctx, cfg, log, o.Migrate)
 	if err != nil {
 		return nil, err
+	}
+
+	if o.Connect || o.Keys {
+		if rt.Keys, err = OpenKeys(ctx, cfg, rt.Store, log); err != nil {
+			return nil, err
+		}
 	}
 
 	if !o.NoJobs {
@@ -99,17 +113,50 @@ func Open(ctx context.Context, cfg *config.Config, log *zap.Logger, o OpenOption
 	conns = resolveSandbox(conns, rt.sandboxURL())
 	rt.conns = conns
 
+	owner := o.Owner
+	if owner == "" {
+		owner = ReplicaID()
+	}
 	rt.Tokens, err = tokens.NewManager(tokens.Options{
 		Connections: conns,
 		HTTPClient:  &http.Client{Timeout: 30 * time.Second},
 		Logger:      log.With(zap.String("component", "tokens")),
 		Metrics:     o.Metrics,
+		Store:       rt.Store,
+		Keys:        rt.Keys,
+		Owner:       owner,
+		PublicURL:   cfg.HTTP.PublicURL,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("setting up connections: %w", err)
 	}
 	rt.Runner = &jobs.Runner{Store: rt.Store, Clients: rt, Logger: log.With(zap.String("component", "runner")), Metrics: o.Metrics}
 	return rt, nil
+}
+
+// OpenKeys loads the encryption keys and checks them against the store's
+// key check. With SQLite a missing key file is generated; with Postgres it
+// is an error (replicas must share their keys).
+func OpenKeys(ctx context.Context, cfg *config.Config, st store.Store, log *zap.Logger) (*tokens.Keyring, error) {
+	ts, ok := st.(store.TokenStore)
+	if !ok {
+		return nil, fmt.Errorf("store %T cannot keep tokens", st)
+	}
+	k, err := tokens.OpenKeys(ctx, ts, tokens.KeyOptions{
+		Store:    cfg.Store,
+		Generate: strings.HasPrefix(cfg.Store.DSN.Reveal(), "sqlite:"),
+		Logger:   log.With(zap.String("component", "tokens")),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("encryption keys: %w", err)
+	}
+	return k, nil
+}
+
+// Connections returns the configured connections with "sandbox" resolved
+// to the in-process sandbox (only after Open with Connect).
+func (rt *Runtime) Connections() []config.Connection {
+	return rt.conns
 }
 
 // OpenStore opens the store that store.dsn names.
@@ -247,6 +294,15 @@ func (rt *Runtime) Client(name string) (*bnxt.Client, error) {
 
 // Close releases the store and stops the sandbox.
 func (rt *Runtime) Close() {
+	if rt.Tokens != nil {
+		// Rotations in flight and rotated tokens not yet stored need the
+		// sandbox and the store: they go first.
+		ctx, cancel := context.WithTimeout(context.Background(), tokens.DefaultExchangeTimeout+10*time.Second)
+		if err := rt.Tokens.Close(ctx); err != nil {
+			rt.Logger.Error("closing the token manager", zap.Error(err))
+		}
+		cancel()
+	}
 	if rt.Sandbox != nil {
 		rt.Sandbox.Close()
 	}

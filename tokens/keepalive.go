@@ -43,6 +43,22 @@ func (m *Manager) Run(ctx context.Context) {
 	}
 }
 
+// StartKeepalive runs Run in the background until Close (not until ctx is
+// done: ctx only carries values), and Close waits for it.
+func (m *Manager) StartKeepalive(ctx context.Context) {
+	if len(m.refresh) == 0 {
+		return
+	}
+	ctx = context.WithoutCancel(ctx)
+	m.bgMu.Lock()
+	closed := m.closed
+	m.bgMu.Unlock()
+	if closed {
+		return
+	}
+	m.goBG(func() { m.Run(ctx) })
+}
+
 // KeepaliveOnce does one round of Run: every refresh_token connection, by
 // name.
 func (m *Manager) KeepaliveOnce(ctx context.Context) {
