@@ -47,6 +47,11 @@ type Daemon struct {
 	reloadMu sync.Mutex
 	stopOnce sync.Once
 	health   *storeHealth
+	// Set by Start: Stop ends the health loop and waits for it and for
+	// the HTTP server's goroutine.
+	stopHealth context.CancelFunc
+	healthDone chan struct{}
+	served     chan struct{}
 }
 
 // New prepares a daemon: it opens (and migrates) the store, starts the
@@ -73,7 +78,11 @@ func New(ctx context.Context, o Options) (_ *Daemon, err error) {
 			return nil, err
 		}
 	}
-	d.rt, err = Open(ctx, cfg, log, OpenOptions{Migrate: cfg.Store.Migrate != "off", Connect: true, Metrics: d.metrics})
+	owner := o.Owner
+	if owner == "" {
+		owner = ReplicaID()
+	}
+	d.rt, err = Open(ctx, cfg, log, OpenOptions{Migrate: cfg.Store.Migrate != "off", Connect: true, Owner: owner, Metrics: d.metrics})
 	if err != nil {
 		return nil, err
 	}
@@ -81,10 +90,6 @@ func New(ctx context.Context, o Options) (_ *Daemon, err error) {
 		if err := checkMigrations(ctx, d.rt); err != nil {
 			return nil, err
 		}
-	}
-	owner := o.Owner
-	if owner == "" {
-		owner = ReplicaID()
 	}
 	d.sched, err = scheduler.New(scheduler.Options{
 		Store:             d.rt.Store,
@@ -112,6 +117,10 @@ func New(ctx context.Context, o Options) (_ *Daemon, err error) {
 		Loopback:   isLoopback(cfg.HTTP.Listen),
 		Logger:     log.With(zap.String("component", "web")),
 	})
+	d.web.MountTokens(d.rt.Tokens)
+	if err := d.rt.Tokens.MountEnrollment(d.web); err != nil {
+		return nil, err
+	}
 	d.ln, err = net.Listen("tcp", cfg.HTTP.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("http.listen %s: %w", cfg.HTTP.Listen, err)
@@ -128,8 +137,17 @@ func (d *Daemon) Start(ctx context.Context) error {
 	if err := d.sched.Start(ctx); err != nil {
 		return fmt.Errorf("starting scheduler: %w", err)
 	}
-	go d.health.run(ctx)
+	d.rt.Tokens.StartKeepalive(ctx)
+	// The health loop lives until Stop, not until ctx ends: Start's
+	// context need not outlive the call.
+	hctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	d.stopHealth, d.healthDone, d.served = cancel, make(chan struct{}), make(chan struct{})
 	go func() {
+		defer close(d.healthDone)
+		d.health.run(hctx)
+	}()
+	go func() {
+		defer close(d.served)
 		var err error
 		if tls := d.rt.Config.HTTP; tls.TLSCertFile != "" {
 			err = d.srv.ServeTLS(d.ln, tls.TLSCertFile, tls.TLSKeyFile)
@@ -185,10 +203,17 @@ func (d *Daemon) Stop(ctx context.Context) error {
 	var err error
 	d.stopOnce.Do(func() {
 		err = d.sched.Stop(ctx)
+		if d.stopHealth != nil {
+			d.stopHealth()
+			<-d.healthDone
+		}
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
 		if herr := d.srv.Shutdown(sctx); herr != nil {
 			err = errors.Join(err, herr)
+		}
+		if d.served != nil {
+			<-d.served // Shutdown closed the listener: Serve has returned
 		}
 		d.close()
 	})
