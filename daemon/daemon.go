@@ -47,6 +47,11 @@ type Daemon struct {
 	reloadMu sync.Mutex
 	stopOnce sync.Once
 	health   *storeHealth
+	// Set by Start: Stop ends the health loop and waits for it and for
+	// the HTTP server's goroutine.
+	stopHealth context.CancelFunc
+	healthDone chan struct{}
+	served     chan struct{}
 }
 
 // New prepares a daemon: it opens (and migrates) the store, starts the
@@ -133,8 +138,16 @@ func (d *Daemon) Start(ctx context.Context) error {
 		return fmt.Errorf("starting scheduler: %w", err)
 	}
 	d.rt.Tokens.StartKeepalive(ctx)
-	go d.health.run(ctx)
+	// The health loop lives until Stop, not until ctx ends: Start's
+	// context need not outlive the call.
+	hctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	d.stopHealth, d.healthDone, d.served = cancel, make(chan struct{}), make(chan struct{})
 	go func() {
+		defer close(d.healthDone)
+		d.health.run(hctx)
+	}()
+	go func() {
+		defer close(d.served)
 		var err error
 		if tls := d.rt.Config.HTTP; tls.TLSCertFile != "" {
 			err = d.srv.ServeTLS(d.ln, tls.TLSCertFile, tls.TLSKeyFile)
@@ -190,10 +203,17 @@ func (d *Daemon) Stop(ctx context.Context) error {
 	var err error
 	d.stopOnce.Do(func() {
 		err = d.sched.Stop(ctx)
+		if d.stopHealth != nil {
+			d.stopHealth()
+			<-d.healthDone
+		}
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
 		if herr := d.srv.Shutdown(sctx); herr != nil {
 			err = errors.Join(err, herr)
+		}
+		if d.served != nil {
+			<-d.served // Shutdown closed the listener: Serve has returned
 		}
 		d.close()
 	})
