@@ -80,6 +80,12 @@ func Open(ctx context.Context, cfg *config.Config, log *zap.Logger, o OpenOption
 	}
 
 	if o.Connect || o.Keys {
+		if !o.Migrate {
+			// The key check lives in a migrated table: say what is missing.
+			if err := checkMigrations(ctx, rt); err != nil {
+				return nil, err
+			}
+		}
 		if rt.Keys, err = OpenKeys(ctx, cfg, rt.Store, log); err != nil {
 			return nil, err
 		}
