@@ -3,13 +3,17 @@ package jobs
 import (
 	"github.com/nxtcron/nxtcron/sinks"
 	"github.com/nxtcron/nxtcron/sinks/file"
+	"github.com/nxtcron/nxtcron/sinks/postgres"
 	"github.com/nxtcron/nxtcron/sinks/stdout"
+	"github.com/nxtcron/nxtcron/sinks/webhook"
 )
 
 // sinkTypes is the explicit table of sink types a job's sink.type can name.
 var sinkTypes = []sinks.Type{
 	file.Type,
+	postgres.Type,
 	stdout.Type,
+	webhook.Type,
 }
 
 // sinkType returns the sink type named name.
