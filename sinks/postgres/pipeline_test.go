@@ -7,7 +7,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -219,5 +218,3 @@ func count(t *testing.T, pool *pgxpool.Pool, query string, args ...any) int {
 	require.NoError(t, pool.QueryRow(context.Background(), query, args...).Scan(&n))
 	return n
 }
-
-var _ = strings.TrimSpace
