@@ -119,7 +119,7 @@ missed slots are recorded, and incremental imports never skip a row.`,
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr(err) })
 	root.AddCommand(
 		a.serveCmd(), a.runCmd(), a.validateCmd(), a.jobsCmd(), a.runsCmd(),
-		a.watermarksCmd(), a.migrateCmd(), a.sandboxCmd(),
+		a.watermarksCmd(), a.migrateCmd(), a.sandboxCmd(), a.tokensCmd(),
 	)
 	for _, c := range root.Commands() {
 		wrapArgs(c)
