@@ -579,9 +579,7 @@ func (s *Sink) Close() error {
 	s.mu.Unlock()
 	var errs []error
 	for _, w := range open {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		errs = append(errs, w.Abort(ctx))
-		cancel()
+		errs = append(errs, w.Abort(context.Background()))
 	}
 	s.pool.Close()
 	return errors.Join(errs...)

@@ -194,10 +194,16 @@ func (w *writer) Abort(ctx context.Context) error {
 	return nil
 }
 
+// discardTimeout bounds dropping a stage, which callers run on contexts
+// that are never cancelled.
+const discardTimeout = 30 * time.Second
+
 // discard drops the stage; the writer is done. A stage that cannot be
 // dropped now is dropped by a later attempt's Prepare.
 func (w *writer) discard(ctx context.Context) error {
 	w.done = true
 	w.s.forget(w)
+	ctx, cancel := context.WithTimeout(ctx, discardTimeout)
+	defer cancel()
 	return w.s.dropStage(ctx, w.stage, "")
 }
