@@ -229,7 +229,7 @@ func (m *Manager) serveEnroll(w http.ResponseWriter, r *http.Request) {
 		writePage(w, http.StatusBadGateway, "Visma Connect cannot be reached", err.Error(), "Try the same link again in a moment.")
 		return
 	}
-	if err := m.ts.UseOnce(ctx, "link:"+link.ID, time.Unix(link.Expires, 0)); err != nil {
+	if err := m.ts.UseOnce(ctx, "link:"+link.ID, markerExpiry()); err != nil {
 		if errors.Is(err, store.ErrUsed) {
 			log.Warn("enrollment link used twice", zap.String("link_id", link.ID))
 			writePage(w, http.StatusForbidden, "This enrollment link was used already",
@@ -312,7 +312,7 @@ func (m *Manager) serveCallback(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), enrollTimeout)
 	defer cancel()
-	if err := m.ts.UseOnce(ctx, "session:"+sess.State, time.Unix(sess.Expires, 0)); err != nil {
+	if err := m.ts.UseOnce(ctx, "session:"+sess.State, markerExpiry()); err != nil {
 		log.Warn("enrollment callback replayed", zap.Error(err))
 		writePage(w, http.StatusBadRequest, "This sign-in was used already", "Nothing was stored.", restart)
 		return
@@ -348,6 +348,13 @@ func (m *Manager) serveCallback(w http.ResponseWriter, r *http.Request) {
 		msg += fmt.Sprintf(" Its refresh token expires around %s at the latest; enroll again before then.", st.RefreshExpiresAt.UTC().Format(time.RFC3339))
 	}
 	writePage(w, http.StatusOK, "Enrolled", msg, "You can close this window. nxtcron keeps the token alive from now on.")
+}
+
+// markerExpiry is how long the store keeps a single-use marker: well past
+// the end of any link or session it records (the store prunes by its own
+// clock, so leave room for skew).
+func markerExpiry() time.Time {
+	return time.Now().Add(LinkTTL + sessionTTL + time.Hour)
 }
 
 // pageError is a refusal the page explains.

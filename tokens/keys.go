@@ -67,6 +67,7 @@ type Keyring struct {
 
 type sealKey struct {
 	id   [keyIDLen]byte
+	raw  []byte
 	aead cipher.AEAD
 	// link signs enrollment links (HKDF of the key).
 	link []byte
@@ -100,7 +101,7 @@ func NewKeyring(keys [][]byte) (*Keyring, error) {
 		if err != nil {
 			return nil, fmt.Errorf("key %d: %w", i+1, err)
 		}
-		k.keys = append(k.keys, sealKey{id: id, aead: aead, link: link})
+		k.keys = append(k.keys, sealKey{id: id, raw: append([]byte(nil), raw...), aead: aead, link: link})
 	}
 	return k, nil
 }
