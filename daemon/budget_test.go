@@ -15,7 +15,9 @@ import (
 // the request budget kept in the store, which every replica shares.
 func TestClientTakesTheStoreBudget(t *testing.T) {
 	cfg := config.Default()
-	cfg.Store.DSN = config.Secret("sqlite:" + filepath.Join(t.TempDir(), "nxtcron.db"))
+	dir := t.TempDir()
+	cfg.Store.DSN = config.Secret("sqlite:" + filepath.Join(dir, "nxtcron.db"))
+	cfg.Store.EncryptionKeysFile = filepath.Join(dir, "nxtcron.keys")
 	cfg.Sandbox.Listen = "127.0.0.1:0"
 	rt, err := daemon.Open(t.Context(), &cfg, nil, daemon.OpenOptions{Migrate: true, NoJobs: true, Connect: true})
 	require.NoError(t, err)

@@ -215,17 +215,17 @@ func (ci *companyImport) do(ctx context.Context) (rows int64, err error) {
 		}
 	}()
 
+	// Page n+1 is fetched while page n is written; a shutdown lets the
+	// request in flight finish and starts no new page.
+	feed := prefetch(ctx, pages, ci.a.Stop)
+	defer feed.close()
 	for n := 0; ; n++ {
-		if n > 0 {
-			select {
-			case <-ci.a.Stop:
-				return 0, ErrInterrupted
-			default:
-			}
-		}
-		page, err := pages.Next(ctx)
+		page, err := feed.next(ctx)
 		if errors.Is(err, io.EOF) {
 			break
+		}
+		if errors.Is(err, ErrInterrupted) {
+			return 0, ErrInterrupted
 		}
 		if err != nil {
 			return 0, fmt.Errorf("fetching page %d: %w", n+1, classify(err))
