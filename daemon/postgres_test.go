@@ -259,3 +259,52 @@ func metric(t *testing.T, d *daemon.Daemon, name string) string {
 	require.NotEmpty(t, out, "metric %s", name)
 	return strings.Join(out, "\n")
 }
+
+// TestPruneOnPostgres: scheduler.retention prunes slot records by the
+// database's clock. A replica runs a few slots; a second one, started
+// later with a retention of two seconds, prunes every record older than
+// that (at its start and every hour) and keeps the newer ones.
+func TestPruneOnPostgres(t *testing.T) {
+	dsn := pgDSN(t)
+	cfg := pgConfig(t, dsn, pgSchema(t))
+	st, err := postgres.Open(t.Context(), dsn, postgres.Options{Schema: cfg.Store.Schema})
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, st.Close()) })
+
+	a, _ := pgStart(t, cfg, "replica-a", nil)
+	pgPoll(t, "three succeeded slots", func() bool {
+		ok, err := st.Slots(t.Context(), store.SlotFilter{Job: "ledger", Statuses: []string{store.StatusSucceeded}})
+		require.NoError(t, err)
+		return len(ok) >= 3
+	})
+	sctx, cancel := context.WithTimeout(context.Background(), pgWait)
+	defer cancel()
+	require.NoError(t, a.Stop(sctx))
+	old, err := st.Slots(t.Context(), store.SlotFilter{Job: "ledger", Limit: 1000})
+	require.NoError(t, err)
+	newest := old[0].Slot
+	pgPoll(t, "the old records to be older than the retention", func() bool {
+		now, err := st.Now(t.Context())
+		require.NoError(t, err)
+		return now.Sub(newest) > 3*time.Second
+	})
+
+	cfg.Scheduler.Retention = config.Duration(2 * time.Second)
+	_, logs := pgStart(t, cfg, "replica-b", nil)
+	pgPoll(t, "replica-b to prune", func() bool { return logs.FilterMessage("slot records pruned").Len() > 0 })
+	pruned := logs.FilterMessage("slot records pruned").All()[0].ContextMap()["records"]
+	// replica-a's records, and the missed gap replica-b recorded for the
+	// downtime (its first slot is older than the retention too).
+	require.GreaterOrEqual(t, pruned, int64(len(old)))
+	left, err := st.Slots(t.Context(), store.SlotFilter{Job: "ledger", Limit: 1000})
+	require.NoError(t, err)
+	for _, sl := range left {
+		require.True(t, sl.Slot.After(newest), "record %d (%s) outlived the retention", sl.ID, sl.Slot)
+		_, err := st.Attempts(t.Context(), sl.ID)
+		require.NoError(t, err)
+	}
+	for _, sl := range old {
+		_, err := st.Attempts(t.Context(), sl.ID)
+		require.ErrorIs(t, err, store.ErrNotFound, "record %d and its attempts are gone", sl.ID)
+	}
+}

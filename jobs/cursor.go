@@ -1,12 +1,16 @@
 package jobs
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"maps"
 	"strings"
 	"time"
 
+	"github.com/nxtcron/nxtcron/bnxt"
 	"github.com/nxtcron/nxtcron/sinks"
 )
 
@@ -260,4 +264,128 @@ func decodeObject(raw json.RawMessage) (map[string]json.RawMessage, error) {
 		return nil, err
 	}
 	return m, nil
+}
+
+// pageSource gives the pages of one company's import in order, io.EOF after
+// the last: *bnxt.Pages (cursor paging) or keysetPages.
+type pageSource interface {
+	Next(ctx context.Context) (*bnxt.Page, error)
+}
+
+// keysetPages pages through an incremental import by keyset rather than by
+// cursor: every page has $after null, and each page after the first asks,
+// in its filter, for the rows after the last row of the page before, in the
+// (field, key...) order the query sorts by.
+//
+// Business NXT's cursors are offsets into the filtered, ordered result. A
+// row changed while the import runs leaves its place for the end, every
+// later row moves up one place, and the next offset page skips one of them:
+// a row whose timestamp is below the watermark the run then commits, which
+// no later run reads again. A keyset page cannot skip a row.
+type keysetPages struct {
+	client *bnxt.Client
+	q      bnxt.PageQuery
+	inc    *Incremental
+	// base is the filter of every page: the job's own and the incremental
+	// lower bound (q.Variables["filter"]).
+	base any
+	// after holds the field and key values of the last row read, as the
+	// server wrote them; nil before the first page.
+	after []json.RawMessage
+	n     int
+	done  bool
+}
+
+func newKeysetPages(client *bnxt.Client, q bnxt.PageQuery, inc *Incremental) *keysetPages {
+	return &keysetPages{client: client, q: q, inc: inc, base: q.Variables["filter"]}
+}
+
+// Next fetches the next page; io.EOF after the last. A failed Next can be
+// called again: it asks for the same page.
+func (k *keysetPages) Next(ctx context.Context) (*bnxt.Page, error) {
+	if k.done {
+		return nil, io.EOF
+	}
+	q := k.q
+	q.Variables = maps.Clone(k.q.Variables)
+	if q.Variables == nil {
+		q.Variables = map[string]any{}
+	}
+	q.Variables["filter"] = k.filter()
+	page, err := k.client.Pages(q).Next(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !page.HasNextPage || len(page.Items) == 0 {
+		k.done = true
+	} else {
+		last, err := decodeObject(page.Items[len(page.Items)-1])
+		if err != nil {
+			return nil, fmt.Errorf("decoding the last item of page %d: %w", k.n+1, err)
+		}
+		names := append([]string{k.inc.Field}, k.inc.Key...)
+		after := make([]json.RawMessage, len(names))
+		for i, name := range names {
+			v, ok := last[name]
+			if !ok {
+				return nil, fmt.Errorf("incremental field %q is not selected in items", name)
+			}
+			after[i] = v
+		}
+		k.after = after
+	}
+	k.n++
+	page.Number = k.n
+	return page, nil
+}
+
+// filter is the base filter, ANDed with "after the last row read".
+func (k *keysetPages) filter() any {
+	var parts []any
+	if m, ok := k.base.(map[string]any); k.base != nil && !(ok && len(m) == 0) {
+		parts = append(parts, k.base)
+	}
+	if k.after != nil {
+		parts = append(parts, keysetAfter(append([]string{k.inc.Field}, k.inc.Key...), k.after)...)
+	}
+	switch len(parts) {
+	case 0:
+		return map[string]any{}
+	case 1:
+		return parts[0]
+	}
+	return map[string]any{"_and": parts}
+}
+
+// keysetAfter is the filter of the rows after vals in the ascending order of
+// names (nulls first), as conjuncts: (names) > (vals) lexicographically,
+// preceded, when the first value is not null, by names[0] >= vals[0] so that
+// the server can seek on its index.
+func keysetAfter(names []string, vals []json.RawMessage) []any {
+	isNull := func(v json.RawMessage) bool { return string(v) == "null" }
+	leaf := func(name, op string, v json.RawMessage) map[string]any {
+		return map[string]any{name: map[string]any{op: v}}
+	}
+	var or []any
+	for i, name := range names {
+		var and []any
+		for j := range i {
+			and = append(and, leaf(names[j], "_eq", vals[j])) // _eq: null is "is null"
+		}
+		if isNull(vals[i]) {
+			and = append(and, leaf(name, "_not_eq", vals[i])) // after null: any value
+		} else {
+			and = append(and, leaf(name, "_gt", vals[i]))
+		}
+		if len(and) == 1 {
+			or = append(or, and[0])
+		} else {
+			or = append(or, map[string]any{"_and": and})
+		}
+	}
+	var out []any
+	if !isNull(vals[0]) {
+		out = append(out, leaf(names[0], "_gte", vals[0]))
+	}
+	return append(out, map[string]any{"_or": or})
 }

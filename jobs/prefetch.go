@@ -31,14 +31,14 @@ type prefetcher struct {
 }
 
 // prefetch starts fetching pages under ctx.
-func prefetch(ctx context.Context, pages *bnxt.Pages, stop <-chan struct{}) *prefetcher {
+func prefetch(ctx context.Context, pages pageSource, stop <-chan struct{}) *prefetcher {
 	ctx, cancel := context.WithCancel(ctx)
 	p := &prefetcher{out: make(chan fetched, prefetchPages), cancel: cancel, done: make(chan struct{})}
 	go p.run(ctx, pages, stop)
 	return p
 }
 
-func (p *prefetcher) run(ctx context.Context, pages *bnxt.Pages, stop <-chan struct{}) {
+func (p *prefetcher) run(ctx context.Context, pages pageSource, stop <-chan struct{}) {
 	defer close(p.done)
 	defer close(p.out)
 	for n := 0; ; n++ {

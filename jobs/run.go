@@ -194,13 +194,19 @@ func (ci *companyImport) do(ctx context.Context) (rows int64, err error) {
 	if inc != nil {
 		vars["filter"] = combineFilter(job.Variables["filter"], cur.filter())
 	}
-	pages := ci.client.Pages(bnxt.PageQuery{
+	q := bnxt.PageQuery{
 		Query:     job.Query,
 		Variables: vars,
 		Path:      job.Paged.Path,
 		PageSize:  job.PageSize,
 		Company:   ci.company,
-	})
+	}
+	var pages pageSource = ci.client.Pages(q)
+	if cur != nil {
+		// An incremental import pages by keyset: an offset cursor skips a
+		// row whenever an earlier one changes during the run.
+		pages = newKeysetPages(ci.client, q, inc)
+	}
 
 	w, err := ci.sink.Open(ctx, ci.run, ci.company)
 	if err != nil {
