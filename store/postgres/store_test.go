@@ -443,3 +443,26 @@ func openSQLite(t *testing.T) *sql.DB {
 	t.Cleanup(func() { require.NoError(t, db.Close()) })
 	return db
 }
+
+// TestOlderReleaseOnNewerSchema: during a rolling deploy the previous
+// release runs against a schema the new one migrated further. It opens
+// and migrates it (nothing to do), reports its own migrations applied (so
+// its /readyz stays ready), and works.
+func TestOlderReleaseOnNewerSchema(t *testing.T) {
+	s := open(t)
+	_, err := rawConn(t).Exec(t.Context(), fmt.Sprintf(`
+		INSERT INTO %[1]s.goose_db_version (version_id, is_applied) VALUES (99999, true);
+		ALTER TABLE %[1]s.jobs ADD COLUMN from_the_future text NOT NULL DEFAULT ''`, s.Schema()))
+	require.NoError(t, err)
+
+	again := openSchema(t, s.Schema()) // Migrate: true
+	ms, err := again.Migrations(t.Context())
+	require.NoError(t, err)
+	require.NotEmpty(t, ms)
+	for _, m := range ms {
+		require.True(t, m.Applied, m.Name)
+		require.Less(t, m.Version, int64(99999), "only the migrations this release knows")
+	}
+	_, err = again.SyncJob(t.Context(), store.JobDef{Name: "orders", ScheduleHash: "s", DefinitionHash: "d", Overlap: "skip", Catchup: time.Hour})
+	require.NoError(t, err, "an added column does not disturb the previous release")
+}
