@@ -27,15 +27,20 @@ import (
 
 const userConnName = "nightly-user"
 
-type sqliteStore = sqlite.Store
+// fullStore is what the daemon's stores are: store.Store and
+// store.TokenStore.
+type fullStore interface {
+	store.Store
+	store.TokenStore
+}
 
 // rig is a sandbox, a SQLite store and the keys: everything replicas share.
 type rig struct {
 	t       *testing.T
 	sb      *sandbox.Server
 	url     string
-	dbPath  string
-	st      *sqlite.Store
+	dbPath  string // SQLite only
+	st      fullStore
 	keys    *Keyring
 	clock   *clock
 	logs    *observer.ObservedLogs
@@ -53,6 +58,7 @@ func withGrace(d time.Duration) rigOption {
 func withAccessTTL(d time.Duration) rigOption {
 	return func(o *sandbox.Options) { o.AccessTokenTTL = d }
 }
+
 
 // newRig starts a sandbox (one-time refresh tokens, reuse detection on,
 // grace 0 unless an option says otherwise) on the rig's clock, and opens a
@@ -77,9 +83,10 @@ func newRig(t *testing.T, opts ...rigOption) *rig {
 	r.sb, r.url = sb, sb.URL()
 
 	r.dbPath = filepath.Join(t.TempDir(), "nxtcron.db")
-	r.st, err = sqlite.Open(context.Background(), r.dbPath, sqlite.Options{Migrate: true})
+	st, err := sqlite.Open(context.Background(), r.dbPath, sqlite.Options{Migrate: true})
 	require.NoError(t, err)
-	t.Cleanup(func() { require.NoError(t, r.st.Close()) })
+	t.Cleanup(func() { require.NoError(t, st.Close()) })
+	r.st = st
 
 	r.keys, err = OpenKeys(context.Background(), r.st, KeyOptions{
 		Store:    config.Store{EncryptionKeysFile: filepath.Join(t.TempDir(), "nxtcron.keys")},

@@ -359,7 +359,7 @@ func TestCallerCancelDoesNotCancelRotation(t *testing.T) {
 // refusing tx2 after a successful exchange); everything else is the real
 // store.
 type failingStore struct {
-	*sqliteStore
+	fullStore
 	failures atomic.Int32
 	attempts atomic.Int32
 }
@@ -369,7 +369,7 @@ func (f *failingStore) CompleteRefresh(ctx context.Context, connection, owner st
 	if f.failures.Add(-1) >= 0 {
 		return store.TokenState{}, errors.New("database is locked (injected)")
 	}
-	return f.sqliteStore.CompleteRefresh(ctx, connection, owner, generation, r)
+	return f.fullStore.CompleteRefresh(ctx, connection, owner, generation, r)
 }
 
 // TestStoreWriteFailsAfterExchange: the new tokens stay in memory (and in
@@ -378,7 +378,7 @@ func (f *failingStore) CompleteRefresh(ctx context.Context, connection, owner st
 func TestStoreWriteFailsAfterExchange(t *testing.T) {
 	r := newRig(t)
 	first := r.enrollChain()
-	fs := &failingStore{sqliteStore: r.st}
+	fs := &failingStore{fullStore: r.st}
 	fs.failures.Store(3)
 	m := r.replica("replica-a", func(o *Options) { o.Store = fs })
 	src := source(t, m, userConnName)
