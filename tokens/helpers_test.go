@@ -59,7 +59,6 @@ func withAccessTTL(d time.Duration) rigOption {
 	return func(o *sandbox.Options) { o.AccessTokenTTL = d }
 }
 
-
 // newRig starts a sandbox (one-time refresh tokens, reuse detection on,
 // grace 0 unless an option says otherwise) on the rig's clock, and opens a
 // migrated SQLite store in a temporary directory.
