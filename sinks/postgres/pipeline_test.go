@@ -21,24 +21,35 @@ import (
 	"github.com/nxtcron/nxtcron/sandbox"
 	"github.com/nxtcron/nxtcron/sinks/postgres"
 	"github.com/nxtcron/nxtcron/store"
+	pgstore "github.com/nxtcron/nxtcron/store/postgres"
 	"github.com/nxtcron/nxtcron/store/sqlite"
 	"github.com/nxtcron/nxtcron/tokens"
 )
 
 // pipeline is the real run pipeline against the sandbox on 127.0.0.1: a
-// config.yaml and a SQLite store in a temporary directory, a Business NXT
-// client, and a jobs.Runner.
+// config.yaml in a temporary directory, a store, a Business NXT client,
+// and a jobs.Runner.
 type pipeline struct {
 	t      *testing.T
 	sb     *sandbox.Server
 	dir    string
 	cfg    *config.Config
-	st     *sqlite.Store
+	st     store.Store
 	client *bnxt.Client
 	runner *jobs.Runner
 }
 
-func newPipeline(t *testing.T) *pipeline {
+// sqliteStore opens a SQLite store in dir.
+func sqliteStore(t *testing.T, dir string) store.Store {
+	t.Helper()
+	st, err := sqlite.Open(t.Context(), filepath.Join(dir, "state", "nxtcron.db"), sqlite.Options{Migrate: true})
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, st.Close()) })
+	return st
+}
+
+// newPipeline makes the pipeline with the store openStore gives.
+func newPipeline(t *testing.T, openStore func(t *testing.T, dir string) store.Store) *pipeline {
 	t.Helper()
 	for _, k := range []string{config.EnvStoreDSN, "NXTCRON_ADMIN_TOKEN", "BNXT_CLIENT_SECRET", "BNXT_WEB_SECRET"} {
 		t.Setenv(k, "")
@@ -67,9 +78,7 @@ defaults: {timezone: UTC, catchup: 6h, timeout: 1h}
 	cfg, err := config.Load(filepath.Join(dir, "config.yaml"))
 	require.NoError(t, err)
 
-	st, err := sqlite.Open(t.Context(), filepath.Join(dir, "state", "nxtcron.db"), sqlite.Options{Migrate: true})
-	require.NoError(t, err)
-	t.Cleanup(func() { require.NoError(t, st.Close()) })
+	st := openStore(t, dir)
 
 	httpClient := &http.Client{Transport: &http.Transport{}, Timeout: 30 * time.Second}
 	t.Cleanup(httpClient.CloseIdleConnections)
@@ -143,8 +152,23 @@ sink:
 // sink makes typed columns of them; incremental runs keep the watermark in
 // the target database.
 func TestPipelineTypedColumnsFromSandbox(t *testing.T) {
-	dsn, schema, admin := postgres.OpenTestDatabase(t)
-	p := newPipeline(t)
+	t.Run("sqlite store", func(t *testing.T) {
+		dsn, schema, admin := postgres.OpenTestDatabase(t)
+		testPipeline(t, dsn, schema, admin, sqliteStore)
+	})
+	t.Run("postgres store in the same database and schema", func(t *testing.T) {
+		dsn, schema, admin := postgres.OpenTestDatabase(t)
+		testPipeline(t, dsn, schema, admin, func(t *testing.T, _ string) store.Store {
+			st, err := pgstore.Open(t.Context(), dsn, pgstore.Options{Schema: schema, Migrate: true})
+			require.NoError(t, err)
+			t.Cleanup(func() { require.NoError(t, st.Close()) })
+			return st
+		})
+	})
+}
+
+func testPipeline(t *testing.T, dsn, schema string, admin *pgxpool.Pool, openStore func(*testing.T, string) store.Store) {
+	p := newPipeline(t, openStore)
 	require.NoError(t, os.WriteFile(filepath.Join(p.dir, "jobs.d", "dsn.txt"), []byte(dsn+"\n"), 0o600))
 	job := p.job("orders", fmt.Sprintf(ordersJob, schema))
 
