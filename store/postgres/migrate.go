@@ -117,6 +117,13 @@ func (s *Store) provider(db *sql.DB, ms []migration, opts ...goose.ProviderOptio
 // (a row in schema.goose_lock with a lease, no session state) lets one
 // apply them while the others wait, then find nothing left to do.
 func (s *Store) Migrate(ctx context.Context) error {
+	if err := s.migrate(ctx); err != nil {
+		return fmt.Errorf("migrating schema %s: %w", s.schema, err)
+	}
+	return nil
+}
+
+func (s *Store) migrate(ctx context.Context) error {
 	ms, err := loadMigrations()
 	if err != nil {
 		return err
@@ -128,7 +135,7 @@ func (s *Store) Migrate(ctx context.Context) error {
 	cfg.MinConns, cfg.MaxConns = 0, migrationConns
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
-		return fmt.Errorf("migrating postgres store: %w", err)
+		return err
 	}
 	defer pool.Close()
 	db := stdlib.OpenDBFromPool(pool)
@@ -140,7 +147,7 @@ func (s *Store) Migrate(ctx context.Context) error {
 		lock.WithTableLogger(slog.New(slog.DiscardHandler)),
 	)
 	if err != nil {
-		return fmt.Errorf("migrating postgres store: %w", err)
+		return err
 	}
 	p, err := s.provider(db, ms, goose.WithLocker(locker))
 	if err != nil {
@@ -148,7 +155,7 @@ func (s *Store) Migrate(ctx context.Context) error {
 	}
 	results, err := p.Up(ctx)
 	if err != nil && !errors.Is(err, goose.ErrNoNextVersion) {
-		return fmt.Errorf("migrating postgres store (schema %s): %w", s.schema, err)
+		return err
 	}
 	names := map[int64]string{}
 	for _, m := range ms {
@@ -179,7 +186,10 @@ func (s *Store) ensureSchema(ctx context.Context) error {
 		if errors.As(err, &pe) && (pe.Code == "23505" || pe.Code == "42P06") {
 			return nil
 		}
-		return fmt.Errorf("creating schema %s: %w", s.schema, err)
+		if errors.As(err, &pe) && pe.Code == "42501" {
+			return fmt.Errorf("creating the schema: %w (create it for this role: CREATE SCHEMA %s AUTHORIZATION <role>)", err, s.schema)
+		}
+		return fmt.Errorf("creating the schema: %w", err)
 	}
 	s.log.Info("schema created")
 	return nil
@@ -188,7 +198,7 @@ func (s *Store) ensureSchema(ctx context.Context) error {
 func (s *Store) schemaExists(ctx context.Context) (bool, error) {
 	var exists bool
 	if err := s.pool.QueryRow(ctx, s.q.schemaExists, s.schema).Scan(&exists); err != nil {
-		return false, fmt.Errorf("looking for schema %s: %w", s.schema, err)
+		return false, fmt.Errorf("looking for the schema: %w", err)
 	}
 	return exists, nil
 }

@@ -58,14 +58,22 @@ type Store struct {
 // Open connects to the Postgres database dsn names (a postgres:// URL or a
 // key=value connection string), checks the schema name, and applies the
 // migrations when opts.Migrate is set. It fails when the database cannot be
-// reached.
+// reached. Errors never quote the DSN (it may hold a password).
 func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	schema := opts.Schema
 	if schema == "" {
 		schema = DefaultSchema
 	}
+	s, err := open(ctx, dsn, schema, opts)
+	if err != nil {
+		return nil, fmt.Errorf("opening postgres store (schema %s): %w", schema, err)
+	}
+	return s, nil
+}
+
+func open(ctx context.Context, dsn, schema string, opts Options) (*Store, error) {
 	if !schemaRE.MatchString(schema) {
-		return nil, fmt.Errorf("opening postgres store: schema %q is not a lower-case SQL identifier (letters, digits, _)", schema)
+		return nil, errors.New("the schema is not a lower-case SQL identifier (letters, digits, _)")
 	}
 	log := opts.Logger
 	if log == nil {
@@ -77,7 +85,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("opening postgres store: %w", err)
+		return nil, err
 	}
 	s := &Store{
 		pool:   pool,
@@ -107,9 +115,9 @@ func poolConfig(dsn string) (*pgxpool.Config, error) {
 		// pgx's parse errors quote the DSN, password included: say less.
 		var pe *pgconn.ParseConfigError
 		if errors.As(err, &pe) {
-			return nil, errors.New("opening postgres store: the DSN is not a valid postgres:// URL or connection string")
+			return nil, errors.New("the DSN is not a valid postgres:// URL or connection string")
 		}
-		return nil, fmt.Errorf("opening postgres store: %w", err)
+		return nil, fmt.Errorf("parsing the DSN: %w", err)
 	}
 	cc := cfg.ConnConfig
 	// One round trip per statement, with the unnamed statement: nothing
@@ -137,10 +145,10 @@ func (s *Store) checkSchemaName(ctx context.Context) error {
 	defer cancel()
 	var quoted string
 	if err := s.pool.QueryRow(ctx, `SELECT quote_ident($1::text)`, s.schema).Scan(&quoted); err != nil {
-		return fmt.Errorf("opening postgres store: %w", err)
+		return err
 	}
 	if quoted != s.schema {
-		return fmt.Errorf("opening postgres store: schema %q is an SQL keyword; choose another store.schema", s.schema)
+		return errors.New("the schema is an SQL keyword; choose another store.schema")
 	}
 	return nil
 }

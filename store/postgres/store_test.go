@@ -466,3 +466,40 @@ func TestOlderReleaseOnNewerSchema(t *testing.T) {
 	_, err = again.SyncJob(t.Context(), store.JobDef{Name: "orders", ScheduleHash: "s", DefinitionHash: "d", Overlap: "skip", Catchup: time.Hour})
 	require.NoError(t, err, "an added column does not disturb the previous release")
 }
+
+// TestLeastPrivilege: a role that may not create schemas gets a clear
+// error naming the fix, and works once an administrator created its schema
+// (the setup docs/operations.md describes).
+func TestLeastPrivilege(t *testing.T) {
+	admin := rawConn(t)
+	schema := newSchema(t)
+	role := schema + "_role"
+	_, err := admin.Exec(t.Context(), `CREATE ROLE `+role+` NOLOGIN`)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		ctx := context.Background()
+		_, _ = admin.Exec(ctx, `DROP SCHEMA IF EXISTS `+schema+` CASCADE`)
+		_, err := admin.Exec(ctx, `DROP ROLE `+role)
+		require.NoError(t, err)
+	})
+	u, err := url.Parse(testDSN(t))
+	require.NoError(t, err)
+	// Connect as the test user, act as role (%20: pgx does not read + as a
+	// space).
+	u.RawQuery += "&options=" + strings.ReplaceAll(url.QueryEscape("-c role="+role), "+", "%20")
+
+	_, err = postgres.Open(t.Context(), u.String(), postgres.Options{Schema: schema, Migrate: true})
+	require.ErrorContains(t, err, "CREATE SCHEMA "+schema+" AUTHORIZATION")
+
+	_, err = admin.Exec(t.Context(), `CREATE SCHEMA `+schema+` AUTHORIZATION `+role)
+	require.NoError(t, err)
+	s, err := postgres.Open(t.Context(), u.String(), postgres.Options{Schema: schema, Migrate: true})
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, s.Close()) })
+	_, err = s.SyncJob(t.Context(), store.JobDef{Name: "orders", ScheduleHash: "s", DefinitionHash: "d", Overlap: "skip", Catchup: time.Hour})
+	require.NoError(t, err)
+	var owner string
+	require.NoError(t, admin.QueryRow(t.Context(),
+		`SELECT tableowner FROM pg_tables WHERE schemaname = $1 AND tablename = 'jobs'`, schema).Scan(&owner))
+	require.Equal(t, role, owner)
+}
