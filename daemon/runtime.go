@@ -181,8 +181,7 @@ func OpenStore(ctx context.Context, cfg *config.Config, log *zap.Logger, migrate
 			Schema: cfg.Store.Schema, Migrate: migrate, Logger: log.With(zap.String("component", "store")),
 		})
 		if err != nil {
-			// The DSN is a secret: name the store by its schema only.
-			return nil, fmt.Errorf("opening postgres store (schema %s): %w", cfg.Store.Schema, err)
+			return nil, err // it names the schema, never the DSN (a secret)
 		}
 		return st, nil
 	default:
