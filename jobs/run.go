@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -142,6 +144,16 @@ func (r *Runner) logger() *zap.Logger {
 // the job's list, or availableCompanies.
 func (r *Runner) companies(ctx context.Context, job *Job, a Attempt, client *bnxt.Client) ([]int64, error) {
 	if c := a.Claim.Options.Company; c != nil {
+		// --company narrows the job's companies; it never adds one the job
+		// does not import (its sink may not be meant to hold that data).
+		if job.Companies != nil && !slices.Contains(job.Companies, *c) {
+			ids := make([]string, len(job.Companies))
+			for i, id := range job.Companies {
+				ids[i] = strconv.FormatInt(id, 10)
+			}
+			return nil, permanent(fmt.Errorf("company %d is not one of the companies of job %s (%s)",
+				*c, job.Name, strings.Join(ids, ", ")))
+		}
 		return []int64{*c}, nil
 	}
 	if job.Companies != nil {

@@ -343,6 +343,7 @@ func TestRunErrorClasses(t *testing.T) {
 		faults      []sandbox.Fault
 		options     store.RunOptions
 		variables   string
+		all         bool   // companies: all
 		errContains string // "" = success
 		permanent   bool
 	}{
@@ -367,6 +368,7 @@ func TestRunErrorClasses(t *testing.T) {
 		},
 		{
 			name:        "partial data with errors",
+			all:         true,
 			options:     store.RunOptions{Company: ptr(int64(9999))},
 			errContains: "partial data with errors: company 9999 is not available",
 			permanent:   true,
@@ -375,7 +377,11 @@ func TestRunErrorClasses(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p := newPipeline(t, nil)
-			job := p.job("associates", oneCompany+tt.variables)
+			yaml := oneCompany + tt.variables
+			if tt.all {
+				yaml = strings.Replace(yaml, "companies: [1001]", "companies: all", 1)
+			}
+			job := p.job("associates", yaml)
 			for _, f := range tt.faults {
 				require.NoError(t, p.sb.AddFault(f))
 			}
@@ -626,4 +632,18 @@ func TestRunRowsChangedMidRunSkipNothing(t *testing.T) {
 	_, res, err := p.run(job, store.RunOptions{Company: ptr(companyOne)})
 	require.NoError(t, err)
 	require.Equal(t, int64(0), res.Rows)
+}
+
+// --company picks one of the job's companies; a company the job does not
+// list is refused before anything is read.
+func TestRunCompanyOptionOutsideTheJobsList(t *testing.T) {
+	p := newPipeline(t, func(o *sandbox.Options) { o.Companies = 3 })
+	job := p.job("associates", incrementalAssociatesYAML(100))
+	c, res, err := p.run(job, store.RunOptions{Company: ptr(int64(1003))})
+	require.ErrorIs(t, err, jobs.ErrPermanent)
+	require.EqualError(t, err, "company 1003 is not one of the companies of job associates (1001, 1002)")
+	require.Equal(t, jobs.Result{}, res)
+	require.Equal(t, sandbox.GraphQLStats{}, p.sb.Stats().GraphQLRequests)
+	p.noFile(job, c, 1003)
+	require.Empty(t, p.watermark(job.Name, 1003))
 }
