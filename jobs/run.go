@@ -183,6 +183,13 @@ type companyImport struct {
 }
 
 func (ci *companyImport) do(ctx context.Context) (rows int64, err error) {
+	// The company feed may hand out a company just as the shutdown begins:
+	// a company not yet begun sends nothing, it is the next attempt's.
+	select {
+	case <-ci.a.Stop:
+		return 0, ErrInterrupted
+	default:
+	}
 	job := ci.job
 	inc := job.Incremental
 	full := ci.a.Claim.Options.Full

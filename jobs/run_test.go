@@ -634,6 +634,52 @@ func TestRunRowsChangedMidRunSkipNothing(t *testing.T) {
 	require.Equal(t, int64(0), res.Rows)
 }
 
+// Once Attempt.Stop is closed no company starts: a company not yet begun
+// sends no request and begins no file.
+func TestRunStopStartsNoFurtherCompany(t *testing.T) {
+	p := newPipeline(t, nil)
+	job := p.job("associates", incrementalAssociatesYAML(40)+"parallelism: 1\n")
+	stopped := make(chan struct{})
+	close(stopped)
+	// The company feed and the stop channel race: try often.
+	for range 30 {
+		c := p.claim(job, store.RunOptions{}, time.Minute)
+		res, err := p.runner.Run(t.Context(), job, jobs.Attempt{Claim: c, Stop: stopped})
+		p.finish(c, res, err)
+		require.ErrorIs(t, err, jobs.ErrInterrupted)
+		require.Equal(t, jobs.Result{}, res)
+	}
+	require.Equal(t, sandbox.GraphQLStats{}, p.sb.Stats().GraphQLRequests, "no request was sent")
+	require.Empty(t, p.files(job))
+
+	// Stopped during 1001's first page: 1001 ends after it, 1002 never
+	// starts (the company feed and the stop channel are both ready then).
+	o := p.sb.Options()
+	o.Latency = 30 * time.Millisecond
+	require.NoError(t, p.sb.Apply(o))
+	for range 10 {
+		before := p.sb.Stats().GraphQLRequests.GraphQLService.OK
+		stop := make(chan struct{})
+		c := p.claim(job, store.RunOptions{}, time.Minute)
+		done := make(chan error, 1)
+		go func() {
+			res, err := p.runner.Run(t.Context(), job, jobs.Attempt{Claim: c, Stop: stop})
+			p.finish(c, res, err)
+			done <- err
+		}()
+		waitUntil(t, "1001's first page is asked for", func() bool { return p.sb.Engine().InFlight(int(companyOne)) > 0 })
+		close(stop)
+		require.ErrorIs(t, <-done, jobs.ErrInterrupted)
+		require.Equal(t, int64(1), p.sb.Stats().GraphQLRequests.GraphQLService.OK-before, "only the page in flight")
+		p.noFile(job, c, companyOne)
+		p.noFile(job, c, companyTwo)
+	}
+	for _, f := range p.files(job) {
+		require.False(t, strings.HasPrefix(f, "1002"), "1002 was never begun: %s", f)
+	}
+	require.Empty(t, p.watermark(job.Name, companyOne))
+}
+
 // --company picks one of the job's companies; a company the job does not
 // list is refused before anything is read.
 func TestRunCompanyOptionOutsideTheJobsList(t *testing.T) {
