@@ -165,18 +165,21 @@ func (s *Server) listRuns(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"runs": runs, "running": att})
 }
 
-func (s *Server) findJob(name string) bool {
+func (s *Server) findJob(name string) bool { return s.job(name) != nil }
+
+func (s *Server) job(name string) *jobs.Job {
 	for _, j := range s.o.Jobs.Jobs() {
 		if j.Name == name {
-			return true
+			return j
 		}
 	}
-	return false
+	return nil
 }
 
 func (s *Server) runJob(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("job")
-	if !s.findJob(name) {
+	job := s.job(name)
+	if job == nil {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": fmt.Sprintf("job %q not found", name)})
 		return
 	}
@@ -190,6 +193,16 @@ func (s *Server) runJob(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "body: " + err.Error()})
 			return
 		}
+	}
+	// The rules of `nxtcron run --full [--force]`.
+	if o.Force && !o.Full {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "force only goes with full"})
+		return
+	}
+	if o.Full && !o.Force && job.Incremental != nil && job.Sink.Type != "postgres" {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf(
+			"full re-delivers every row of %s to its %s sink; add \"force\": true to do it anyway", job.Name, job.Sink.Type)})
+		return
 	}
 	claim, err := s.o.Scheduler.Trigger(r.Context(), name, o)
 	if errors.Is(err, store.ErrBusy) {
