@@ -27,7 +27,8 @@ import (
 const waitFor = 30 * time.Second
 
 // configYAML is a whole daemon on loopback ports: the in-process sandbox,
-// a SQLite store and short scheduler intervals.
+// a SQLite store and short scheduler intervals; the refresh_token connection
+// (not enrolled) runs the token keepalive.
 const configYAML = `store: {dsn: "sqlite:var/nxtcron.db"}
 http: {listen: "127.0.0.1:0"}
 log: {level: debug, format: json}
@@ -42,6 +43,14 @@ connections:
     scopes: [business-graphql-service-api:access-group-based]
     graphql_url: sandbox
     limits: {requests_per_minute: 588, concurrency_per_company: 8}
+  - name: nightly-user
+    grant: refresh_token
+    authority: sandbox
+    client_id: sandbox_web
+    client_secret: sandbox-web-secret
+    scopes: [openid, profile, email, business-graphql-api:access-group-based, offline_access]
+    redirect_path: /signin-oidc
+    graphql_url: sandbox
 jobs: [jobs.d/*.yaml]
 defaults: {timezone: UTC, catchup: 6h, timeout: 1h}
 `
