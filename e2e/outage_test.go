@@ -24,7 +24,7 @@ func TestStoreOutage(t *testing.T) {
 	st := pgStore(t, schema)
 	proxy, viaProxy := newDBProxy(t, pgDSN(t))
 	pgKeys(e)
-	sb := e.StartSandbox("--rows", "7", "--latency", "300ms")
+	sb := e.StartSandbox("--rows", "7", "--latency", "400ms")
 	e.WriteConfig(Config{StoreDSN: viaProxy, StoreSchema: schema, SandboxURL: sb.URL})
 	e.WriteJob(replicaJob, Job{Schedule: "@every 1s"})
 
@@ -34,7 +34,8 @@ func TestStoreOutage(t *testing.T) {
 	require.Equal(t, http.StatusOK, status)
 
 	// The database goes away in the middle of an attempt.
-	running := d.WaitRunning(replicaJob)
+	owner := d.Owner()
+	running := waitFreshAttempt(t, d, st, func(a Attempt) bool { return a.Owner == owner })
 	proxy.Down()
 	eventually(t, "/readyz to report not ready", func() (bool, string) {
 		status, body := d.Get("/readyz")

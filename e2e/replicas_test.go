@@ -48,7 +48,7 @@ func TestReplicasRunEverySlotOnce(t *testing.T) {
 	schema := pgSchema(t)
 	st := pgStore(t, schema)
 	pgKeys(e)
-	sb := e.StartSandbox("--rows", "7", "--latency", "300ms")
+	sb := e.StartSandbox("--rows", "7", "--latency", "400ms")
 	e.WriteConfig(Config{StoreDSN: pgDSN(t), StoreSchema: schema, SandboxURL: sb.URL})
 	e.WriteJob(replicaJob, Job{Schedule: "@every 1s"})
 
@@ -63,19 +63,10 @@ func TestReplicasRunEverySlotOnce(t *testing.T) {
 	require.Len(t, byOwner, 3, "three replicas, three owners")
 	live[0].WaitRuns(replicaJob, "three succeeded slots", func(r RunsResponse) bool { return r.Count("succeeded") >= 3 })
 
-	// SIGKILL a replica once the store shows it owns a running attempt.
-	var victim *Daemon
-	var lost Attempt
-	eventually(t, "a replica to own a running attempt", func() (bool, string) {
-		r := live[0].Runs(replicaJob)
-		for _, a := range r.Running {
-			if d := byOwner[a.Owner]; d != nil {
-				victim, lost = d, a
-				return true, ""
-			}
-		}
-		return false, fmt.Sprintf("running: %+v", r.Running)
-	})
+	// SIGKILL a replica once the store shows it owns a running attempt
+	// that has just started (so that it cannot finish before it dies).
+	lost := waitFreshAttempt(t, live[0], st, func(a Attempt) bool { return byOwner[a.Owner] != nil })
+	victim := byOwner[lost.Owner]
 	victimOwner := victim.Owner()
 	victim.Signal(syscall.SIGKILL)
 	require.Equal(t, -1, victim.Wait(), "the victim died of SIGKILL")
@@ -225,6 +216,36 @@ func parseOutFile(t *testing.T, path string) (time.Time, int) {
 	attempt, err := strconv.Atoi(base[i+1:])
 	require.NoError(t, err, "file %s", path)
 	return slot.UTC(), attempt
+}
+
+// freshAge is how recently an attempt a test interrupts must have started:
+// with 400 ms per GraphQL request and three pages per company, an attempt
+// lasts more than a second, so one younger than this cannot finish before
+// the test acts.
+const freshAge = 500 * time.Millisecond
+
+// waitFreshAttempt polls d's /api/runs until it shows a running attempt
+// of replicaJob for which ok holds and that, by the store's clock, started
+// less than freshAge ago, and returns it.
+func waitFreshAttempt(t *testing.T, d *Daemon, st store.Store, ok func(Attempt) bool) Attempt {
+	t.Helper()
+	var found Attempt
+	eventually(t, "a freshly started attempt", func() (bool, string) {
+		r := d.Runs(replicaJob)
+		for _, a := range r.Running {
+			if !ok(a) {
+				continue
+			}
+			for _, sa := range slotAttempts(t, st, a.SlotID) {
+				if sa.Fence == a.Fence && sa.Status == store.StatusRunning && dbNow(t, st).Sub(sa.StartedAt) < freshAge {
+					found = a
+					return true, ""
+				}
+			}
+		}
+		return false, fmt.Sprintf("running: %+v", r.Running)
+	})
+	return found
 }
 
 // daemonOf waits until a started serve process logs its address.
