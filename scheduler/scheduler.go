@@ -440,7 +440,7 @@ func (s *Scheduler) settle(ctx context.Context, job *jobs.Job, now time.Time) ti
 		g := p.Missed[0]
 		s.m.Missed(job.Name, res.Missed)
 		s.m.Slot(job.Name, store.StatusMissed)
-		log.Warn("slots missed: older than the job's catchup",
+		log.Warn("slots missed: due while no replica ran, only the newest within catchup runs",
 			zap.String("first", inZone(job, g.First)), zap.String("last", inZone(job, g.Last)),
 			zap.Int("count", res.Missed), zap.Duration("catchup", job.Catchup))
 	}
