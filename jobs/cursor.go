@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -273,15 +274,21 @@ type pageSource interface {
 }
 
 // keysetPages pages through an incremental import by keyset rather than by
-// cursor: every page has $after null, and each page after the first asks,
-// in its filter, for the rows after the last row of the page before, in the
-// (field, key...) order the query sorts by.
+// cursor: every page has $after null, and its filter starts where the page
+// before ended, by value, in the (field, key...) order the query sorts by.
 //
 // Business NXT's cursors are offsets into the filtered, ordered result. A
-// row changed while the import runs leaves its place for the end, every
-// later row moves up one place, and the next offset page skips one of them:
-// a row whose timestamp is below the watermark the run then commits, which
-// no later run reads again. A keyset page cannot skip a row.
+// row changed (or deleted) while the import runs leaves its place, every
+// later row moves up one, and the next offset page skips one of them: a row
+// whose timestamp is below the watermark the run then commits, which no
+// later run reads again. A page that starts at a value skips nothing.
+//
+// The filters are ranges on the field wherever they can be (an index seek
+// for the server, and the emulator's fast path): after a page that ends at
+// timestamp T the next asks for field >= T and drops the rows at T it
+// already returned. Only a page that holds nothing but rows of one timestamp
+// (or of none: a first run's rows without one, which sort first) goes on by
+// key within that timestamp.
 type keysetPages struct {
 	client *bnxt.Client
 	q      bnxt.PageQuery
@@ -289,12 +296,28 @@ type keysetPages struct {
 	// base is the filter of every page: the job's own and the incremental
 	// lower bound (q.Variables["filter"]).
 	base any
-	// after holds the field and key values of the last row read, as the
-	// server wrote them; nil before the first page.
-	after []json.RawMessage
-	n     int
-	done  bool
+
+	phase keysetPhase
+	// ts and key are the field and key values where the next page starts,
+	// as the server wrote them.
+	ts  json.RawMessage
+	key []json.RawMessage
+	// atTS holds the keys of the rows at ts already returned (phaseFrom).
+	atTS map[string]bool
+	n    int
+	done bool
 }
+
+type keysetPhase int
+
+const (
+	phaseFirst     keysetPhase = iota // the base filter alone
+	phaseFrom                         // field >= ts, minus the rows in atTS
+	phaseGroup                        // field = ts and key > key
+	phaseAfter                        // field > ts
+	phaseNullGroup                    // field is null and key > key
+	phaseNotNull                      // field is not null
+)
 
 func newKeysetPages(client *bnxt.Client, q bnxt.PageQuery, inc *Incremental) *keysetPages {
 	return &keysetPages{client: client, q: q, inc: inc, base: q.Variables["filter"]}
@@ -316,37 +339,146 @@ func (k *keysetPages) Next(ctx context.Context) (*bnxt.Page, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !page.HasNextPage || len(page.Items) == 0 {
-		k.done = true
-	} else {
-		last, err := decodeObject(page.Items[len(page.Items)-1])
-		if err != nil {
-			return nil, fmt.Errorf("decoding the last item of page %d: %w", k.n+1, err)
-		}
-		names := append([]string{k.inc.Field}, k.inc.Key...)
-		after := make([]json.RawMessage, len(names))
-		for i, name := range names {
-			v, ok := last[name]
-			if !ok {
-				return nil, fmt.Errorf("incremental field %q is not selected in items", name)
-			}
-			after[i] = v
-		}
-		k.after = after
+	items, err := k.advance(page.Items, page.HasNextPage)
+	if err != nil {
+		return nil, fmt.Errorf("paging by keyset, page %d: %w", k.n+1, err)
 	}
 	k.n++
 	page.Number = k.n
+	page.Items = items
 	return page, nil
 }
 
-// filter is the base filter, ANDed with "after the last row read".
+// advance takes the rows of a page fetched in the current phase, moves to
+// where the next page starts, and returns the rows to deliver (those of the
+// page less the ones an earlier page returned). It decodes only the rows at
+// either end of the page that share a timestamp with the first or the last.
+func (k *keysetPages) advance(rows []json.RawMessage, more bool) ([]json.RawMessage, error) {
+	ds := make([]*keysetRow, len(rows))
+	row := func(i int) (*keysetRow, error) {
+		if ds[i] == nil {
+			r, err := k.decode(rows[i])
+			if err != nil {
+				return nil, fmt.Errorf("item %d: %w", i+1, err)
+			}
+			ds[i] = r
+		}
+		return ds[i], nil
+	}
+
+	out := rows
+	if k.phase == phaseFrom {
+		// The page starts with the rows at ts; drop those returned before.
+		var kept []json.RawMessage
+		i := 0
+		for ; i < len(rows); i++ {
+			r, err := row(i)
+			if err != nil {
+				return nil, err
+			}
+			if !bytes.Equal(r.ts, k.ts) {
+				break
+			}
+			if !k.atTS[r.id] {
+				kept = append(kept, rows[i])
+			}
+		}
+		out = append(kept, rows[i:]...)
+	}
+
+	if !more || len(rows) == 0 {
+		switch k.phase {
+		case phaseGroup: // the timestamp is done, not the import
+			k.phase, k.key = phaseAfter, nil
+		case phaseNullGroup:
+			k.phase, k.ts, k.key = phaseNotNull, nil, nil
+		default:
+			k.done = true
+		}
+		return out, nil
+	}
+	first, err := row(0)
+	if err != nil {
+		return nil, err
+	}
+	last, err := row(len(rows) - 1)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case isJSONNull(last.ts):
+		k.phase, k.ts, k.key = phaseNullGroup, nil, last.key
+	case k.phase == phaseGroup || bytes.Equal(first.ts, last.ts):
+		// One timestamp fills the page: go on by key within it.
+		k.phase, k.ts, k.key = phaseGroup, last.ts, last.key
+	default:
+		k.phase, k.ts, k.key = phaseFrom, last.ts, nil
+		k.atTS = map[string]bool{}
+		for i := len(rows) - 1; i >= 0; i-- {
+			r, err := row(i)
+			if err != nil {
+				return nil, err
+			}
+			if !bytes.Equal(r.ts, last.ts) {
+				break
+			}
+			k.atTS[r.id] = true
+		}
+	}
+	return out, nil
+}
+
+// keysetRow is what paging by keyset reads of a row.
+type keysetRow struct {
+	ts  json.RawMessage
+	key []json.RawMessage
+	id  string // rowKey
+}
+
+func (k *keysetPages) decode(raw json.RawMessage) (*keysetRow, error) {
+	fields, err := decodeObject(raw)
+	if err != nil {
+		return nil, err
+	}
+	ts, ok := fields[k.inc.Field]
+	if !ok {
+		return nil, fmt.Errorf("incremental field %q is not selected in items", k.inc.Field)
+	}
+	r := &keysetRow{ts: ts}
+	for _, name := range k.inc.Key {
+		v, ok := fields[name]
+		if !ok {
+			return nil, fmt.Errorf("incremental key %q is not selected in items", name)
+		}
+		r.key = append(r.key, v)
+	}
+	if r.id, err = rowKey(fields, k.inc.Key); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// filter is the base filter ANDed with where the next page starts.
 func (k *keysetPages) filter() any {
 	var parts []any
 	if m, ok := k.base.(map[string]any); k.base != nil && !(ok && len(m) == 0) {
 		parts = append(parts, k.base)
 	}
-	if k.after != nil {
-		parts = append(parts, keysetAfter(append([]string{k.inc.Field}, k.inc.Key...), k.after)...)
+	field := func(op string, v json.RawMessage) map[string]any {
+		return map[string]any{k.inc.Field: map[string]any{op: v}}
+	}
+	null := json.RawMessage("null")
+	switch k.phase {
+	case phaseFrom:
+		parts = append(parts, field("_gte", k.ts))
+	case phaseGroup:
+		parts = append(parts, field("_eq", k.ts), keyAfter(k.inc.Key, k.key))
+	case phaseAfter:
+		parts = append(parts, field("_gt", k.ts))
+	case phaseNullGroup:
+		parts = append(parts, field("_eq", null), keyAfter(k.inc.Key, k.key)) // _eq: null is "is null"
+	case phaseNotNull:
+		parts = append(parts, field("_not_eq", null))
 	}
 	switch len(parts) {
 	case 0:
@@ -357,35 +489,26 @@ func (k *keysetPages) filter() any {
 	return map[string]any{"_and": parts}
 }
 
-// keysetAfter is the filter of the rows after vals in the ascending order of
-// names (nulls first), as conjuncts: (names) > (vals) lexicographically,
-// preceded, when the first value is not null, by names[0] >= vals[0] so that
-// the server can seek on its index.
-func keysetAfter(names []string, vals []json.RawMessage) []any {
-	isNull := func(v json.RawMessage) bool { return string(v) == "null" }
-	leaf := func(name, op string, v json.RawMessage) map[string]any {
-		return map[string]any{name: map[string]any{op: v}}
-	}
+// keyAfter is the filter of the rows whose key comes after vals in the
+// ascending order of the key fields: lexicographically greater.
+func keyAfter(names []string, vals []json.RawMessage) any {
 	var or []any
 	for i, name := range names {
 		var and []any
 		for j := range i {
-			and = append(and, leaf(names[j], "_eq", vals[j])) // _eq: null is "is null"
+			and = append(and, map[string]any{names[j]: map[string]any{"_eq": vals[j]}})
 		}
-		if isNull(vals[i]) {
-			and = append(and, leaf(name, "_not_eq", vals[i])) // after null: any value
-		} else {
-			and = append(and, leaf(name, "_gt", vals[i]))
-		}
+		and = append(and, map[string]any{name: map[string]any{"_gt": vals[i]}})
 		if len(and) == 1 {
 			or = append(or, and[0])
 		} else {
 			or = append(or, map[string]any{"_and": and})
 		}
 	}
-	var out []any
-	if !isNull(vals[0]) {
-		out = append(out, leaf(names[0], "_gte", vals[0]))
+	if len(or) == 1 {
+		return or[0]
 	}
-	return append(out, map[string]any{"_or": or})
+	return map[string]any{"_or": or}
 }
+
+func isJSONNull(v json.RawMessage) bool { return string(bytes.TrimSpace(v)) == "null" }

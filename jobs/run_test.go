@@ -693,3 +693,25 @@ func TestRunCompanyOptionOutsideTheJobsList(t *testing.T) {
 	p.noFile(job, c, 1003)
 	require.Empty(t, p.watermark(job.Name, 1003))
 }
+
+// More rows share one timestamp than a page holds: each is delivered once.
+func TestRunManyRowsAtOneTimestamp(t *testing.T) {
+	p := newPipeline(t, nil)
+	job := p.job("associates", strings.Replace(incrementalAssociatesYAML(7), "companies: [1001, 1002]", "companies: [1001]", 1))
+	c, res, err := p.run(job, store.RunOptions{})
+	require.NoError(t, err)
+	require.Equal(t, int64(sandboxRows), res.Rows)
+	require.Len(t, slices.Compact(slices.Sorted(slices.Values(keys(t, p.rows(job, c, companyOne), "associateNo")))), sandboxRows)
+
+	at := time.Date(2026, 1, 15, 9, 30, 0, 0, time.UTC)
+	_, err = p.sb.Engine().Touch(int(companyOne), "associate", 30, at)
+	require.NoError(t, err)
+	touched := touchedKeys(t, p, companyOne, at)
+	require.Len(t, touched, 30)
+	c, res, err = p.run(job, store.RunOptions{})
+	require.NoError(t, err)
+	require.Equal(t, int64(30), res.Rows)
+	got := keys(t, p.rows(job, c, companyOne), "associateNo")
+	require.ElementsMatch(t, touched, got, "each once")
+	require.True(t, slices.IsSorted(got), "in key order within the timestamp")
+}
