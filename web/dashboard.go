@@ -4,6 +4,8 @@ import (
 	"html/template"
 	"net/http"
 
+	"go.uber.org/zap"
+
 	"github.com/nxtcron/nxtcron/store"
 )
 
@@ -60,6 +62,6 @@ func (s *Server) dashboard(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	if err := dashboardTmpl.Execute(w, map[string]any{"Jobs": jobs, "Runs": runs, "Running": att}); err != nil {
-		s.log.Warn("rendering dashboard")
+		s.log.Warn("rendering dashboard", zap.Error(err))
 	}
 }
