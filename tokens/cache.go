@@ -76,6 +76,32 @@ func (c *accessCodec) open(connection string, a *store.AccessToken) (entry, erro
 	return e, nil
 }
 
+// lastOpened returns the entry open last returned for connection, if any:
+// while the store cannot be read, a token still valid is used from memory.
+func (c *accessCodec) lastOpened(connection string) (entry, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.last[connection]
+	return e, ok
+}
+
+// remember records an entry this process obtained itself.
+func (c *accessCodec) remember(connection string, e entry) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.last[connection] = e
+}
+
+// forget drops the remembered entry of connection if its hash is hash
+// (after a 401).
+func (c *accessCodec) forget(connection, hash string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.last[connection]; ok && e.Token.Hash == hash {
+		delete(c.last, connection)
+	}
+}
+
 // storeCache is the cache of client-credentials connections: the store's
 // access-token columns, encrypted, shared by every job and replica.
 type storeCache struct {
@@ -91,6 +117,11 @@ func (c *storeCache) Load(ctx context.Context, connection string) (entry, bool, 
 		return entry{}, false, nil
 	}
 	if err != nil {
+		// The store is unreachable: the token this process saw last
+		// serves while it is valid, rather than a token request per call.
+		if e, ok := c.codec.lastOpened(connection); ok {
+			return e, true, nil
+		}
 		return entry{}, false, err
 	}
 	if rec.Access == nil {
@@ -104,6 +135,7 @@ func (c *storeCache) Load(ctx context.Context, connection string) (entry, bool, 
 }
 
 func (c *storeCache) Save(ctx context.Context, connection string, e entry) error {
+	c.codec.remember(connection, e)
 	a, err := sealAccess(c.codec.keys, e)
 	if err != nil {
 		return err
@@ -112,5 +144,6 @@ func (c *storeCache) Save(ctx context.Context, connection string, e entry) error
 }
 
 func (c *storeCache) Invalidate(ctx context.Context, connection, hash string) error {
+	c.codec.forget(connection, hash)
 	return c.st.InvalidateAccessToken(ctx, connection, hash)
 }

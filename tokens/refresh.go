@@ -171,6 +171,16 @@ func (s *refreshSource) Token(ctx context.Context) (Token, error) {
 	}
 	st, err := s.state(ctx)
 	if err != nil {
+		if !errors.Is(err, ErrPermanent) {
+			// The store is unreachable: the access token this process
+			// saw last serves while it is valid. The refresh token is
+			// never used without the store.
+			if e, ok := s.codec.lastOpened(s.name); ok && s.now().Before(e.Token.Expiry) {
+				s.log.Warn("reading the token state failed; using the access token in memory until it expires",
+					zap.String("token_id", e.Token.ID()), zap.Time("expires_at", e.Token.Expiry), zap.Error(err))
+				return e.Token, nil
+			}
+		}
 		return Token{}, err
 	}
 	cached, ok := s.access(st)
@@ -222,6 +232,7 @@ func (s *refreshSource) pendingToken() (Token, bool, error) {
 // Invalidate implements Source: after a 401 the stored access token goes
 // if it is still the one that failed, so the next Token rotates.
 func (s *refreshSource) Invalidate(hash string) {
+	s.codec.forget(s.name, hash)
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
 	if err := s.m.st.InvalidateAccessToken(ctx, s.name, hash); err != nil {
@@ -339,6 +350,7 @@ func (s *refreshSource) exchange(ctx context.Context, st store.TokenState) (Toke
 		FetchedAt: fetchedAt,
 	}
 	e.RenewAt = e.Token.Expiry.Add(-renewAhead(lifetime))
+	s.codec.remember(s.name, e)
 	next := t.RefreshToken // x/oauth2 keeps the old one when the answer has none
 	rot := store.Rotation{}
 	if d, ok := refreshLifetimeOf(t); ok {

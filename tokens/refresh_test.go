@@ -362,6 +362,24 @@ type failingStore struct {
 	fullStore
 	failures atomic.Int32
 	attempts atomic.Int32
+	// down makes every read of a token fail, as an unreachable store.
+	down atomic.Bool
+}
+
+var errDown = errors.New("connection refused (injected)")
+
+func (f *failingStore) TokenState(ctx context.Context, connection string) (store.TokenState, error) {
+	if f.down.Load() {
+		return store.TokenState{}, errDown
+	}
+	return f.fullStore.TokenState(ctx, connection)
+}
+
+func (f *failingStore) Token(ctx context.Context, connection string) (store.TokenRecord, error) {
+	if f.down.Load() {
+		return store.TokenRecord{}, errDown
+	}
+	return f.fullStore.Token(ctx, connection)
 }
 
 func (f *failingStore) CompleteRefresh(ctx context.Context, connection, owner string, generation int64, r store.Rotation) (store.TokenState, error) {
@@ -501,4 +519,43 @@ func ExampleNewLink() {
 	l, _ := NewLink(k, "https://nxtcron.example.com", config.Connection{Name: "nightly-user", Grant: config.GrantRefreshToken}, time.Unix(0, 0))
 	fmt.Println(l.Expires.UTC())
 	// Output: 1970-01-01 00:30:00 +0000 UTC
+}
+
+// TestStoreOutageServesTokensFromMemory: while the store cannot be read, a
+// valid access token this process holds serves; the refresh token is not
+// used, and an expired token is an error.
+func TestStoreOutageServesTokensFromMemory(t *testing.T) {
+	r := newRig(t)
+	r.enrollChain()
+	fs := &failingStore{fullStore: r.st}
+	m := r.replica("replica-a", func(o *Options) { o.Store = fs })
+	ctx := context.Background()
+	user, err := source(t, m, userConnName).Token(ctx)
+	require.NoError(t, err)
+	svc, err := source(t, m, "service").Token(ctx)
+	require.NoError(t, err)
+	stats := r.stats().TokenRequests
+
+	fs.down.Store(true)
+	r.clock.Add(30 * time.Minute)
+	for range 3 {
+		u, err := source(t, m, userConnName).Token(ctx)
+		require.NoError(t, err)
+		require.Equal(t, user.Hash, u.Hash)
+		s, err := source(t, m, "service").Token(ctx)
+		require.NoError(t, err)
+		require.Equal(t, svc.Hash, s.Hash)
+	}
+	require.Equal(t, stats, r.stats().TokenRequests, "no token requests while the store is down")
+
+	r.clock.Add(time.Hour) // expired
+	_, err = source(t, m, userConnName).Token(ctx)
+	require.ErrorIs(t, err, errDown)
+	require.Equal(t, stats.RefreshToken, r.stats().TokenRequests.RefreshToken, "the refresh token is never used without the store")
+
+	fs.down.Store(false)
+	u, err := source(t, m, userConnName).Token(ctx)
+	require.NoError(t, err)
+	require.NotEqual(t, user.Hash, u.Hash)
+	require.Zero(t, r.stats().ReuseDetected)
 }
