@@ -140,3 +140,26 @@ type permanentError struct{ err error }
 
 func (e permanentError) Error() string   { return e.err.Error() }
 func (e permanentError) Unwrap() []error { return []error{e.err, ErrPermanent} }
+
+// WatermarkAdmin is a WatermarkKeeper whose watermarks an operator can list
+// and move (`nxtcron watermarks`): for such a sink the copy in the sink is
+// the one that counts.
+type WatermarkAdmin interface {
+	WatermarkKeeper
+	// Watermarks lists the job's watermarks, by company.
+	Watermarks(ctx context.Context, job string) ([]CompanyWatermark, error)
+	// SetWatermark moves a company's watermark to value and forgets the
+	// keys delivered inside the lookback.
+	SetWatermark(ctx context.Context, job string, company int64, value string) error
+	// ResetWatermarks forgets the job's watermarks (one company when
+	// company is non-nil), so the next run imports everything; it returns
+	// how many were cleared. Fencing state is kept.
+	ResetWatermarks(ctx context.Context, job string, company *int64) (int, error)
+}
+
+// CompanyWatermark is one company's watermark as a sink keeps it.
+type CompanyWatermark struct {
+	Company   int64
+	Value     string
+	UpdatedAt time.Time
+}

@@ -1,10 +1,13 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -13,6 +16,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nxtcron/nxtcron/daemon"
+	"github.com/nxtcron/nxtcron/jobs"
+	"github.com/nxtcron/nxtcron/sinks"
 	"github.com/nxtcron/nxtcron/store"
 	"github.com/nxtcron/nxtcron/web"
 )
@@ -166,7 +171,11 @@ func (a *app) watermarksCmd() *cobra.Command {
 			defer rt.Close()
 			job := ""
 			if len(args) == 1 {
-				job = args[0]
+				j, err := rt.Job(args[0])
+				if err != nil {
+					return err
+				}
+				job = j.Name
 			}
 			wms, err := rt.Store.Watermarks(ctx, job)
 			if err != nil {
@@ -176,20 +185,50 @@ func (a *app) watermarksCmd() *cobra.Command {
 				Job       string    `json:"job"`
 				Company   int64     `json:"company"`
 				Value     string    `json:"value"`
+				Source    string    `json:"source"`
 				RunID     string    `json:"run_id,omitempty"`
 				UpdatedAt time.Time `json:"updated_at"`
 			}
+			// A sink that keeps its own watermarks (postgres) holds the copy
+			// that counts; the store's is a mirror.
+			fromSink := map[string][]sinks.CompanyWatermark{}
+			for _, j := range rt.Jobs() {
+				if job != "" && j.Name != job {
+					continue
+				}
+				err := withWatermarkAdmin(ctx, rt, j, func(a sinks.WatermarkAdmin) error {
+					ws, err := a.Watermarks(ctx, j.Name)
+					fromSink[j.Name] = ws
+					return err
+				})
+				if err != nil {
+					return err
+				}
+			}
 			views := make([]view, 0, len(wms))
 			for _, w := range wms {
-				views = append(views, view{w.Job, w.Company, w.Value, w.RunID, w.UpdatedAt})
+				if _, ok := fromSink[w.Job]; !ok {
+					views = append(views, view{w.Job, w.Company, w.Value, "store", w.RunID, w.UpdatedAt})
+				}
 			}
+			for name, ws := range fromSink {
+				for _, w := range ws {
+					views = append(views, view{Job: name, Company: w.Company, Value: w.Value, Source: "sink", UpdatedAt: w.UpdatedAt})
+				}
+			}
+			sort.Slice(views, func(a, b int) bool {
+				if views[a].Job != views[b].Job {
+					return views[a].Job < views[b].Job
+				}
+				return views[a].Company < views[b].Company
+			})
 			if out == "json" {
 				return printJSON(cmd.OutOrStdout(), views)
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "JOB\tCOMPANY\tWATERMARK\tUPDATED")
+			fmt.Fprintln(tw, "JOB\tCOMPANY\tWATERMARK\tSOURCE\tUPDATED")
 			for _, v := range views {
-				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", v.Job, v.Company, v.Value, v.UpdatedAt.Format(time.RFC3339))
+				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", v.Job, v.Company, v.Value, v.Source, v.UpdatedAt.Format(time.RFC3339))
 			}
 			return tw.Flush()
 		},
@@ -221,6 +260,12 @@ func (a *app) watermarksCmd() *cobra.Command {
 			}
 			if job.Incremental == nil {
 				return fmt.Errorf("job %s is not incremental", job.Name)
+			}
+			err = withWatermarkAdmin(ctx, rt, job, func(a sinks.WatermarkAdmin) error {
+				return a.SetWatermark(ctx, job.Name, company, value)
+			})
+			if err != nil {
+				return err
 			}
 			if err := rt.Store.SetWatermark(ctx, store.Watermark{Job: job.Name, Company: company, Value: value}); err != nil {
 				return err
@@ -255,6 +300,14 @@ func (a *app) watermarksCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			err = withWatermarkAdmin(ctx, rt, job, func(a sinks.WatermarkAdmin) error {
+				var err error
+				n, err = a.ResetWatermarks(ctx, job.Name, c)
+				return err
+			})
+			if err != nil {
+				return err
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: %d watermark(s) reset\n", job.Name, n)
 			return nil
 		},
@@ -262,6 +315,21 @@ func (a *app) watermarksCmd() *cobra.Command {
 	reset.Flags().Int64Var(&resetCompany, "company", 0, "only this company")
 	cmd.AddCommand(list, set, reset)
 	return cmd
+}
+
+// withWatermarkAdmin calls fn with the job's sink when that sink keeps its
+// own watermarks, and does nothing otherwise.
+func withWatermarkAdmin(ctx context.Context, rt *daemon.Runtime, job *jobs.Job, fn func(sinks.WatermarkAdmin) error) error {
+	sink, err := job.Sink.Config.Open(ctx, sinks.Env{Dir: filepath.Dir(job.File), Log: rt.Logger})
+	if err != nil {
+		return fmt.Errorf("opening the %s sink of %s: %w", job.Sink.Type, job.Name, err)
+	}
+	defer sink.Close()
+	admin, ok := sink.(sinks.WatermarkAdmin)
+	if !ok {
+		return nil
+	}
+	return fn(admin)
 }
 
 // normaliseWatermark accepts a server-local DateTime with or without a
