@@ -270,14 +270,15 @@ func (rt *Runtime) Client(name string) (*bnxt.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	log := rt.Logger.With(zap.String("component", "bnxt"), zap.String("connection", name))
+	// bnxt names the connection in its own log lines.
+	log := rt.Logger.With(zap.String("component", "bnxt"))
 	// The request budget is the access token's, which every replica shares:
 	// take it from the store when the store can share it, else bnxt budgets
 	// this process alone.
 	var limiter bnxt.Limiter
 	if budget, ok := rt.Store.(store.Budget); ok {
 		limiter = bnxt.NewBudgetLimiter(budget, bnxt.BudgetOptions{
-			Key: name, PerMinute: conn.Limits.RequestsPerMinute, Logger: log,
+			Key: name, PerMinute: conn.Limits.RequestsPerMinute, Logger: log.With(zap.String("connection", name)),
 		})
 	}
 	c, err := bnxt.New(bnxt.Options{
