@@ -313,8 +313,8 @@ func TestAnswerLostRetriedWithinGrace(t *testing.T) {
 			r := newRig(t, withGrace(tc.grace))
 			r.enrollChain()
 			require.NoError(t, r.sb.AddFault(sandbox.Fault{Endpoint: sandbox.EndpointToken, Kind: sandbox.FaultSlow,
-				Phase: sandbox.PhaseAfterRotate, Delay: 3 * time.Second, Next: 1}))
-			impatient := &http.Client{Transport: &http.Transport{}, Timeout: 500 * time.Millisecond}
+				Phase: sandbox.PhaseAfterRotate, Delay: 6 * time.Second, Next: 1}))
+			impatient := &http.Client{Transport: &http.Transport{}, Timeout: 1500 * time.Millisecond}
 			t.Cleanup(impatient.CloseIdleConnections)
 			m := r.replica("replica-a", func(o *Options) { o.HTTPClient = impatient })
 			_, err := source(t, m, userConnName).Token(context.Background())
