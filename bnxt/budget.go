@@ -39,8 +39,9 @@ type BudgetOptions struct {
 	// Capacity of the bucket; 0 means DefaultBudgetCapacity(PerMinute).
 	Capacity int
 	// Chunk bounds the requests one take from the store asks for; 0 means
-	// Capacity. A take asks for as many as there are waiters, so an idle
-	// process takes one at a time and a busy one takes chunks.
+	// Capacity. A take asks for as many as there are waiters or as were
+	// spent within the last Hold, whichever is more: an idle process takes
+	// one at a time, a busy one takes chunks.
 	Chunk int
 	// Hold is how long taken requests may wait unspent before they are
 	// dropped (0: DefaultBudgetHold). The store counts a request when it is
@@ -56,8 +57,9 @@ type BudgetOptions struct {
 
 // NewBudgetLimiter returns a Limiter that takes requests from a budget in
 // the store, shared by every replica (DESIGN.md, Tokens): it takes them in
-// chunks, at most Chunk at a time and never more than are waiting, spends
-// them in the process, and drops what it could not spend within Hold. With
+// chunks sized by demand (the waiters, or the pace of the last Hold; at most
+// Chunk), spends them in the process, and drops what it could not spend
+// within Hold. With
 // PerMinute <= 0 it lets everything through; with PerMinute 1 (a bucket
 // that cannot refill in the store) it falls back to NewRateLimiter.
 func NewBudgetLimiter(b store.Budget, o BudgetOptions) Limiter {
@@ -99,8 +101,10 @@ type budgetLimiter struct {
 	waiting atomic.Int64
 
 	mu      sync.Mutex
-	local   int       // requests taken and not yet spent
-	takenAt time.Time // when they were taken
+	local   int         // requests taken and not yet spent
+	takenAt time.Time   // when they were taken
+	spent   []time.Time // when the last Chunk requests were spent, a ring
+	next    int         // the ring's oldest entry
 }
 
 // Wait spends one request of the budget, taking more from the store when
@@ -135,7 +139,7 @@ func (l *budgetLimiter) take(ctx context.Context) error {
 		if l.spend() {
 			return nil
 		}
-		want := int(min(max(l.waiting.Load(), 1), int64(l.o.Chunk)))
+		want := min(max(int(l.waiting.Load()), l.demand(), 1), l.o.Chunk)
 		n, retry, err := l.b.TakeBudget(ctx, l.o.Key, want, l.o.PerMinute, l.o.Capacity)
 		if err != nil {
 			return fmt.Errorf("taking requests from the shared budget of %q: %w", l.o.Key, err)
@@ -143,6 +147,7 @@ func (l *budgetLimiter) take(ctx context.Context) error {
 		if n > 0 {
 			l.mu.Lock()
 			l.local, l.takenAt = n-1, l.o.Now()
+			l.record(l.takenAt)
 			l.mu.Unlock()
 			return nil
 		}
@@ -165,5 +170,32 @@ func (l *budgetLimiter) spend() bool {
 		return false
 	}
 	l.local--
+	l.record(l.o.Now())
 	return true
+}
+
+// record notes a request spent at t; l.mu is held.
+func (l *budgetLimiter) record(t time.Time) {
+	if len(l.spent) < l.o.Chunk {
+		l.spent = append(l.spent, t)
+		return
+	}
+	l.spent[l.next] = t
+	l.next = (l.next + 1) % len(l.spent)
+}
+
+// demand is how many requests were spent within the last Hold (at most
+// Chunk): what a process that keeps its pace will spend within the next
+// one. A take asks for that many, so that a busy sequential caller (one
+// company's pages) takes chunks too, and an idle one takes one at a time.
+func (l *budgetLimiter) demand() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now, n := l.o.Now(), 0
+	for _, t := range l.spent {
+		if now.Sub(t) < l.o.Hold {
+			n++
+		}
+	}
+	return n
 }

@@ -133,6 +133,34 @@ func TestBudgetLimiterDropsWhatItHeldTooLong(t *testing.T) {
 	l.waiting.Add(-2)
 }
 
+func TestBudgetLimiterChunksAtABusyPace(t *testing.T) {
+	st := openBudgetStore(t, filepath.Join(t.TempDir(), "nxtcron.db"))
+	wb := &watchedBudget{Budget: st}
+	clock := &fakeClock{now: time.Unix(1_700_000_000, 0)}
+	// A bucket deep enough that every take gets what it asks for.
+	l := NewBudgetLimiter(wb, BudgetOptions{Key: "service", PerMinute: 600000, Capacity: 1000, Chunk: 5, Now: clock.Now})
+
+	// One caller, one request every 40ms (one company's pages): the takes
+	// grow to chunks of five.
+	for range 30 {
+		require.NoError(t, l.Wait(t.Context()))
+		clock.Advance(40 * time.Millisecond)
+	}
+	wants := wb.Wants()
+	require.Less(t, len(wants), 12, "30 requests in chunks: %v", wants)
+	require.Equal(t, 5, wants[len(wants)-1], "%v", wants)
+
+	// One request every 600ms, longer than the hold: one at a time, so
+	// nothing is taken only to be dropped.
+	clock.Advance(time.Second)
+	before := len(wb.Wants())
+	for range 5 {
+		require.NoError(t, l.Wait(t.Context()))
+		clock.Advance(600 * time.Millisecond)
+	}
+	require.Equal(t, []int{1, 1, 1, 1, 1}, wb.Wants()[before:])
+}
+
 func TestBudgetLimiterSleepsUntilTheBucketRefills(t *testing.T) {
 	st := openBudgetStore(t, filepath.Join(t.TempDir(), "nxtcron.db"))
 	var slept []time.Duration
