@@ -118,27 +118,23 @@ func (p *Pages) where() string {
 }
 
 // decodePage finds the connection at path and decodes its pageInfo,
-// totalCount and items, leaving every item as raw JSON.
+// totalCount and items, leaving every item as raw JSON. It reads data once,
+// as a stream: the page's cursor is on the critical path of the next
+// request, so the fewer passes over a large page the better.
 func decodePage(data json.RawMessage, path []string) (*Page, error) {
-	cur := data
+	dec := json.NewDecoder(bytes.NewReader(data))
 	for i, key := range path {
-		var obj map[string]json.RawMessage
-		if err := json.Unmarshal(cur, &obj); err != nil {
+		if err := enterKey(dec, key); err != nil {
+			if errors.Is(err, errNull) {
+				return nil, fmt.Errorf("%s is null", label(path[:i]))
+			}
+			if errors.Is(err, errMissing) {
+				return nil, fmt.Errorf("%s not in the response", label(path[:i+1]))
+			}
 			return nil, fmt.Errorf("decoding %s: %w", label(path[:i]), err)
 		}
-		if obj == nil {
-			return nil, fmt.Errorf("%s is null", label(path[:i]))
-		}
-		next, ok := obj[key]
-		if !ok {
-			return nil, fmt.Errorf("%s not in the response", label(path[:i+1]))
-		}
-		cur = next
 	}
-	if bytes.Equal(bytes.TrimSpace(cur), []byte("null")) {
-		return nil, fmt.Errorf("%s is null", label(path))
-	}
-	var conn struct {
+	var conn *struct {
 		TotalCount *int64 `json:"totalCount"`
 		PageInfo   *struct {
 			HasNextPage *bool   `json:"hasNextPage"`
@@ -146,8 +142,11 @@ func decodePage(data json.RawMessage, path []string) (*Page, error) {
 		} `json:"pageInfo"`
 		Items []json.RawMessage `json:"items"`
 	}
-	if err := json.Unmarshal(cur, &conn); err != nil {
+	if err := dec.Decode(&conn); err != nil {
 		return nil, fmt.Errorf("decoding %s: %w", label(path), err)
+	}
+	if conn == nil {
+		return nil, fmt.Errorf("%s is null", label(path))
 	}
 	if conn.PageInfo == nil || conn.PageInfo.HasNextPage == nil {
 		return nil, fmt.Errorf("%s: the query must select pageInfo { hasNextPage endCursor }", label(path))
@@ -161,6 +160,41 @@ func decodePage(data json.RawMessage, path []string) (*Page, error) {
 		page.EndCursor = *conn.PageInfo.EndCursor
 	}
 	return page, nil
+}
+
+var (
+	errNull    = errors.New("null")
+	errMissing = errors.New("missing")
+)
+
+// enterKey reads the start of an object from dec and its members up to key,
+// skipping the others, and leaves dec at key's value. errNull when the
+// object is null, errMissing when it has no key.
+func enterKey(dec *json.Decoder, key string) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	if tok == nil {
+		return errNull
+	}
+	if tok != json.Delim('{') {
+		return fmt.Errorf("want an object, found %v", tok)
+	}
+	for dec.More() {
+		name, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		if name == key {
+			return nil
+		}
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return err
+		}
+	}
+	return errMissing
 }
 
 // label names a position in the response: data, or the path below it.
