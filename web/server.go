@@ -205,7 +205,7 @@ func (s *Server) runJob(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	claim, err := s.o.Scheduler.Trigger(r.Context(), name, o)
-	if errors.Is(err, store.ErrBusy) {
+	if errors.Is(err, store.ErrBusy) || errors.Is(err, store.ErrConflict) {
 		writeJSON(w, http.StatusConflict, map[string]string{"error": err.Error()})
 		return
 	}
