@@ -219,8 +219,10 @@ func (s *Store) liveAttempt(ctx context.Context, tx pgx.Tx, job string) (string,
 		owner, fmtTime(slot), attempt, runID, fmtTime(lease)), true, nil
 }
 
-// ClaimManual claims a manual slot at the database's now, holding the job's
-// row locked for the overlap check.
+// ClaimManual claims a manual slot at the database's now, truncated to the
+// second and moved to the first second the job has no slot record in (so
+// that names built from the slot time stay unique), holding the job's row
+// locked for the overlap check.
 func (s *Store) ClaimManual(ctx context.Context, req store.ManualClaim) (store.Claim, error) {
 	if req.Owner == "" || req.Lease <= 0 {
 		return store.Claim{}, fmt.Errorf("claiming a manual run of %q: an owner and a positive lease are required", req.Job)
@@ -245,8 +247,12 @@ func (s *Store) ClaimManual(ctx context.Context, req store.ManualClaim) (store.C
 				return fmt.Errorf("%w on %s", store.ErrBusy, live)
 			}
 		}
+		slot, err := s.freeSecond(ctx, tx, req.Job)
+		if err != nil {
+			return err
+		}
 		id, err := s.insertSlot(ctx, tx, newSlot{
-			job: req.Job, atNow: true, trigger: store.TriggerManual, status: store.StatusRunning, options: req.Options,
+			job: req.Job, slot: slot, trigger: store.TriggerManual, status: store.StatusRunning, options: req.Options,
 		})
 		if err != nil {
 			return fmt.Errorf("recording slot: %w", err)
@@ -258,6 +264,27 @@ func (s *Store) ClaimManual(ctx context.Context, req store.ManualClaim) (store.C
 		return store.Claim{}, fmt.Errorf("claiming a manual run of %q: %w", req.Job, err)
 	}
 	return claim, nil
+}
+
+// freeSecond returns the first whole second from the database's now at
+// which job has no slot record.
+func (s *Store) freeSecond(ctx context.Context, tx pgx.Tx, job string) (time.Time, error) {
+	var t time.Time
+	if err := tx.QueryRow(ctx, `SELECT date_trunc('second', now())`).Scan(&t); err != nil {
+		return time.Time{}, fmt.Errorf("reading the time: %w", err)
+	}
+	for range 3600 {
+		var taken bool
+		err := tx.QueryRow(ctx, s.q.secondTaken, job, t).Scan(&taken)
+		if err != nil {
+			return time.Time{}, fmt.Errorf("looking for a free second: %w", err)
+		}
+		if !taken {
+			return t.UTC(), nil
+		}
+		t = t.Add(time.Second)
+	}
+	return time.Time{}, fmt.Errorf("no free second for a manual slot of %q within an hour", job)
 }
 
 func conflict(st store.JobState, hash string) error {

@@ -178,6 +178,10 @@ LIMIT $3::integer`
 
 const sqlSlotExists = `SELECT EXISTS (SELECT 1 FROM {schema}.slots WHERE id = $1::bigint)`
 
+// sqlSecondTaken: does the job have a slot record within [$2, $2 + 1s)?
+const sqlSecondTaken = `SELECT EXISTS (SELECT 1 FROM {schema}.slots
+WHERE job = $1 AND slot >= $2::timestamptz AND slot < $2::timestamptz + interval '1 second')`
+
 const qAttemptColumns = `
 a.slot_id, s.job, s.slot, s.trigger, a.attempt, a.fence, a.run_id, a.owner, a.status, a.error, a.rows,
 a.started_at, a.finished_at, a.lease_until`
@@ -257,6 +261,7 @@ type queries struct {
 	takeOverCandidates, takeOverCandidatesForUpdate      string
 	loseAttempt, abandonSlot                             string
 	slots, slotExists, attempts, running, prune          string
+	secondTaken                                          string
 	watermark, watermarks, commitWatermark, setWatermark string
 	resetWatermarks                                      string
 	schemaExists, createSchema, versionTableExists       string
@@ -275,7 +280,7 @@ func newQueries(schema string) queries {
 		heartbeat: sub(sqlHeartbeat), endAttempt: sub(sqlEndAttempt), endSlot: sub(sqlEndSlot), setSlotError: sub(sqlSetSlotError),
 		takeOverCandidates: sub(sqlTakeOverCandidates), takeOverCandidatesForUpdate: sub(sqlTakeOverCandidatesForUpdate),
 		loseAttempt: sub(sqlLoseAttempt), abandonSlot: sub(sqlAbandonSlot),
-		slots: sub(sqlSlots), slotExists: sub(sqlSlotExists), attempts: sub(sqlAttempts), running: sub(sqlRunning), prune: sub(sqlPrune),
+		slots: sub(sqlSlots), slotExists: sub(sqlSlotExists), secondTaken: sub(sqlSecondTaken), attempts: sub(sqlAttempts), running: sub(sqlRunning), prune: sub(sqlPrune),
 		watermark: sub(sqlWatermark), watermarks: sub(sqlWatermarks), commitWatermark: sub(sqlCommitWatermark),
 		setWatermark: sub(sqlSetWatermark), resetWatermarks: sub(sqlResetWatermarks),
 		schemaExists: sqlSchemaExists, createSchema: sub(sqlCreateSchema), versionTableExists: sub(sqlVersionTableExists),

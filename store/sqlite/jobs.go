@@ -238,7 +238,9 @@ func liveAttempt(ctx context.Context, tx *sql.Tx, now, job string) (string, bool
 	return fmt.Sprintf("%s (slot %s, attempt %d, run %s, lease until %s)", owner, slot, attempt, runID, lease), true, nil
 }
 
-// ClaimManual claims a manual slot at the database's now.
+// ClaimManual claims a manual slot at the database's now, truncated to the
+// second and moved to the first second the job has no slot record in, so
+// that names built from the slot time ({slot}) stay unique.
 func (s *Store) ClaimManual(ctx context.Context, req store.ManualClaim) (store.Claim, error) {
 	if req.Owner == "" || req.Lease <= 0 {
 		return store.Claim{}, fmt.Errorf("claiming a manual run of %q: an owner and a positive lease are required", req.Job)
@@ -265,6 +267,10 @@ func (s *Store) ClaimManual(ctx context.Context, req store.ManualClaim) (store.C
 		if err != nil {
 			return err
 		}
+		slot, err = freeSecond(ctx, tx, req.Job, slot.Truncate(time.Second))
+		if err != nil {
+			return err
+		}
 		id, err := insertSlot(ctx, tx, now, newSlot{
 			job: req.Job, slot: slot, trigger: store.TriggerManual, status: store.StatusRunning, options: req.Options,
 		})
@@ -278,6 +284,24 @@ func (s *Store) ClaimManual(ctx context.Context, req store.ManualClaim) (store.C
 		return store.Claim{}, fmt.Errorf("claiming a manual run of %q: %w", req.Job, err)
 	}
 	return claim, nil
+}
+
+// freeSecond returns the first whole second from t at which job has no slot
+// record.
+func freeSecond(ctx context.Context, tx *sql.Tx, job string, t time.Time) (time.Time, error) {
+	for range 3600 {
+		var taken bool
+		err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM slots WHERE job = ? AND slot >= ? AND slot < ?)`,
+			job, formatTime(t), formatTime(t.Add(time.Second))).Scan(&taken)
+		if err != nil {
+			return time.Time{}, fmt.Errorf("looking for a free second: %w", err)
+		}
+		if !taken {
+			return t, nil
+		}
+		t = t.Add(time.Second)
+	}
+	return time.Time{}, fmt.Errorf("no free second for a manual slot of %q within an hour", job)
 }
 
 func conflict(st store.JobState, hash string) error {

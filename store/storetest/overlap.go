@@ -81,6 +81,19 @@ var overlapTests = []test{
 }
 
 var manualTests = []test{
+	{"DistinctSeconds", func(t *testing.T, s store.Store) {
+		// Names built from the slot time ({slot}, to the second) must not
+		// collide: each manual slot takes a second no other slot of the job
+		// has.
+		syncJob(t, s, "orders", "allow")
+		seen := map[time.Time]bool{}
+		for range 4 {
+			c := manual(t, s, "orders", "cli@host", lease)
+			require.Equal(t, c.Slot.Truncate(time.Second), c.Slot)
+			require.False(t, seen[c.Slot], "manual slot %s used twice", c.Slot)
+			seen[c.Slot] = true
+		}
+	}},
 	{"Claim", func(t *testing.T, s store.Store) {
 		syncJob(t, s, "orders", "skip")
 		company := int64(1002)
@@ -93,7 +106,8 @@ var manualTests = []test{
 		after := dbNow(t, s)
 		require.Equal(t, "orders", c.Job)
 		require.Equal(t, store.TriggerManual, c.Trigger)
-		requireBetween(t, before, after, c.Slot, "a manual slot is at the database's now")
+		requireBetween(t, before.Truncate(time.Second), after, c.Slot, "a manual slot is at the database's now, to the second")
+		require.Equal(t, c.Slot.Truncate(time.Second), c.Slot, "a manual slot is a whole second")
 		requireUTC(t, &c.Slot)
 		require.Equal(t, 1, c.Attempt)
 		require.Positive(t, c.Fence)
@@ -113,7 +127,8 @@ var manualTests = []test{
 	}},
 	{"DoesNotCollideWithScheduledSlot", func(t *testing.T, s store.Store) {
 		st := syncJob(t, s, "orders", "allow")
-		waitPast(t, s, st.ScheduledThrough)
+		// Manual slots are whole seconds: wait for the next one.
+		waitPast(t, s, st.ScheduledThrough.Truncate(time.Second).Add(time.Second))
 		m := manual(t, s, "orders", "cli", lease)
 		require.True(t, m.Slot.After(st.ScheduledThrough))
 		// The schedule claims a slot at exactly the manual slot's time.
