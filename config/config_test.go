@@ -60,6 +60,8 @@ func TestLoadInvalid(t *testing.T) {
 		{"bad_tls_missing_file.yaml", `testdata/bad_tls_missing_file.yaml:2: http.tls_cert_file: stat {dir}/testdata-missing-cert.pem: no such file or directory`},
 		{"bad_duration_negative.yaml", `testdata/bad_duration_negative.yaml:2: scheduler.shutdown_grace: must be a positive duration, not -5s`},
 		{"bad_lease_timeout.yaml", `testdata/bad_lease_timeout.yaml:3: scheduler.lease_timeout: must be longer than heartbeat_interval (30s), not 30s`},
+		// Only the bad key: lease_timeout is not compared with a default.
+		{"bad_heartbeat_interval.yaml", `testdata/bad_heartbeat_interval.yaml:2: scheduler.heartbeat_interval: must be a duration like 90s, 15m, 2h or 90d, not "soon"`},
 		{"bad_duration_syntax.yaml", `testdata/bad_duration_syntax.yaml:2: scheduler.retention: must be a duration like 90s, 15m, 2h or 90d, not "90 days"`},
 		{"bad_sandbox_knob.yaml", `testdata/bad_sandbox_knob.yaml:3: sandbox.companies: 0 must be between 1 and 1000`},
 		{"bad_sandbox_unknown_knob.yaml", `testdata/bad_sandbox_unknown_knob.yaml:2: sandbox.row: unknown key (did you mean "rows"?)`},

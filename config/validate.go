@@ -149,7 +149,10 @@ func (v validator) scheduler(s *Scheduler) {
 	v.positive("scheduler.lease_timeout", s.LeaseTimeout)
 	v.positive("scheduler.shutdown_grace", s.ShutdownGrace)
 	v.positive("scheduler.retention", s.Retention)
-	if s.HeartbeatInterval > 0 && s.LeaseTimeout <= s.HeartbeatInterval {
+	// Compare only values that decoded: a bad heartbeat_interval keeps its
+	// default, and comparing against that would invent a second problem.
+	if s.HeartbeatInterval > 0 && s.LeaseTimeout <= s.HeartbeatInterval &&
+		!v.d.Failed("scheduler.heartbeat_interval") && !v.d.Failed("scheduler.lease_timeout") {
 		v.addf("scheduler.lease_timeout", "must be longer than heartbeat_interval (%s), not %s", s.HeartbeatInterval, s.LeaseTimeout)
 	}
 }
