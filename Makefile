@@ -37,8 +37,16 @@ lint: ## gofmt, go vet, and golangci-lint when installed
 	$(GO) vet ./...
 	@if command -v golangci-lint >/dev/null; then golangci-lint run; else echo "golangci-lint not installed; skipped"; fi
 
+# make bench: the real binary against the sandbox and Postgres (TEST_DATABASE_URL,
+# or BENCH_DATABASE_URL); BENCH_FLAGS passes flags to ./bench (go run ./bench -h).
+BENCH_FLAGS ?=
+
 .PHONY: bench
-bench: ## Run the benchmarks (see docs/performance.md)
+bench: build ## Import benchmarks: nxtcron vs its limits, the budget at 600/min (a few minutes; docs/performance.md)
+	$(GO) run ./bench -nxtcron $(BIN) $(BENCH_FLAGS)
+
+.PHONY: bench-go
+bench-go: ## The Go micro-benchmarks of every package (go test -bench)
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
 .PHONY: clean
