@@ -64,6 +64,10 @@ func run() int {
 		}
 		o.Rows = append(o.Rows, n)
 	}
+	// The runs start in directories of their own.
+	if abs, err := filepath.Abs(o.Bin); err == nil {
+		o.Bin = abs
+	}
 	if _, err := os.Stat(o.Bin); err != nil {
 		fmt.Fprintf(os.Stderr, "bench: %v (%v)\n", errNoBinary, err)
 		return 1

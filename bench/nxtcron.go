@@ -163,8 +163,10 @@ func runNxtcron(ctx context.Context, spec runSpec) (runResult, error) {
 	start := time.Now()
 	err := cmd.Run()
 	res := runResult{Elapsed: time.Since(start), Stderr: stderr.String()}
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok && cmd.ProcessState != nil {
-		res.MaxRSS = ru.Maxrss * 1024 // KiB on Linux
+	if cmd.ProcessState != nil {
+		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+			res.MaxRSS = ru.Maxrss * 1024 // KiB on Linux
+		}
 	}
 	if err != nil {
 		return res, fmt.Errorf("nxtcron run: %w\n%s", err, res.Stderr)
