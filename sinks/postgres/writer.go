@@ -96,11 +96,6 @@ func (w *writer) commit(ctx context.Context, wm *sinks.Watermark) (merged int64,
 				return fmt.Errorf("deleting the company's rows: %w", err)
 			}
 		}
-		// The merge hashes and sorts every staged row: give it memory for
-		// this transaction only (PgBouncer-safe).
-		if _, err := tx.Exec(ctx, `SET LOCAL work_mem = '`+mergeWorkMem+`'`); err != nil {
-			return fmt.Errorf("setting work_mem for the merge: %w", err)
-		}
 		tag, err := tx.Exec(ctx, mergeSQL(s.schema, s.table, w.stage, s.cfg.Mode, w.plan), w.company, w.run.RunID)
 		if err != nil {
 			return fmt.Errorf("merging the stage: %w", err)
@@ -136,9 +131,6 @@ WHERE job = $1 AND company = $2`, w.run.Job, w.company, value, keys, w.run.RunID
 // is the company, $2 the run id. Keyed modes keep the last staged row of
 // each key (a row read twice in one run); upsert rewrites only the rows
 // whose values changed, so that a repeated run changes nothing.
-// mergeWorkMem is the merge transaction's work_mem.
-const mergeWorkMem = "64MB"
-
 func mergeSQL(schema, table, stage, mode string, p *plan) string {
 	cols := []string{ident(colCompany)}
 	exprs := []string{"$1::bigint"}
@@ -158,11 +150,8 @@ func mergeSQL(schema, table, stage, mode string, p *plan) string {
 		for i, k := range p.keys {
 			keyExprs[i] = k.expr
 		}
-		// The last row of a key read twice wins. The latest seq per key
-		// comes from a hash aggregate over the narrow key values; sorting
-		// the wide rows instead spilled a million of them to disk.
 		on := strings.Join(keyExprs, ", ")
-		b.WriteString(stageRef + " AS s\nWHERE s.seq IN (SELECT max(s.seq) FROM " + stageRef + " AS s GROUP BY " + on + ")")
+		b.WriteString("(SELECT DISTINCT ON (" + on + ") s.seq, s.item FROM " + stageRef + " AS s ORDER BY " + on + ", s.seq DESC) AS s\nORDER BY s.seq")
 	} else {
 		b.WriteString(stageRef + " AS s\nORDER BY s.seq")
 	}
