@@ -350,23 +350,12 @@ func (a *app) migrateCmd() *cobra.Command {
 		Short: "Apply pending migrations",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := a.loadConfig()
-			if err != nil {
-				return err
-			}
-			log, err := a.logger(cfg)
-			if err != nil {
-				return err
-			}
-			st, err := daemon.OpenStore(cmd.Context(), cfg, log, false)
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			if err := st.Migrate(cmd.Context()); err != nil {
-				return err
-			}
-			return a.printMigrations(cmd, st)
+			return a.withStore(cmd, func(st store.Store) error {
+				if err := st.Migrate(cmd.Context()); err != nil {
+					return err
+				}
+				return a.printMigrations(cmd, st)
+			})
 		},
 	}
 	status := &cobra.Command{
@@ -374,24 +363,30 @@ func (a *app) migrateCmd() *cobra.Command {
 		Short: "Show which migrations are applied",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := a.loadConfig()
-			if err != nil {
-				return err
-			}
-			log, err := a.logger(cfg)
-			if err != nil {
-				return err
-			}
-			st, err := daemon.OpenStore(cmd.Context(), cfg, log, false)
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			return a.printMigrations(cmd, st)
+			return a.withStore(cmd, func(st store.Store) error { return a.printMigrations(cmd, st) })
 		},
 	}
 	cmd.AddCommand(up, status)
 	return cmd
+}
+
+// withStore opens the configured store without migrating it (the migrate
+// verbs decide that) and calls fn with it.
+func (a *app) withStore(cmd *cobra.Command, fn func(store.Store) error) error {
+	cfg, err := a.loadConfig()
+	if err != nil {
+		return err
+	}
+	log, err := a.logger(cfg)
+	if err != nil {
+		return err
+	}
+	st, err := daemon.OpenStore(cmd.Context(), cfg, log, false)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	return fn(st)
 }
 
 func (a *app) printMigrations(cmd *cobra.Command, st store.Store) error {
