@@ -9,7 +9,6 @@
 package stdout
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -22,6 +21,7 @@ import (
 	"time"
 
 	"github.com/nxtcron/nxtcron/sinks"
+	"github.com/nxtcron/nxtcron/sinks/spool"
 )
 
 // FormatNDJSON is the only format of the stdout sink.
@@ -101,7 +101,7 @@ func (s *Sink) Open(ctx context.Context, run sinks.Run, company int64) (sinks.Wr
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	w := &writer{s: s, spool: spool{limit: s.spoolLimit}}
+	w := &writer{s: s, spool: spool.Spool{Limit: s.spoolLimit, Pattern: "nxtcron-stdout-*"}}
 	if s.envelope {
 		slot := run.Slot
 		if run.Location != nil {
@@ -127,7 +127,7 @@ func (s *Sink) Close() error { return nil }
 type writer struct {
 	s     *Sink
 	head  []byte // envelope up to the row, or nil
-	spool spool
+	spool spool.Spool
 	buf   bytes.Buffer
 	done  bool
 }
@@ -147,7 +147,7 @@ func (w *writer) Write(ctx context.Context, rows []sinks.Row) error {
 		if err != nil {
 			return fmt.Errorf("row %d: %w", i+1, err)
 		}
-		if err := w.spool.write(line); err != nil {
+		if err := w.spool.Write(line); err != nil {
 			return err
 		}
 	}
@@ -182,13 +182,17 @@ func (w *writer) Commit(ctx context.Context, _ *sinks.Watermark) error {
 		return errors.New("committing a committed or aborted stdout writer")
 	}
 	w.done = true
-	defer w.spool.release()
+	defer w.spool.Release()
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("committing to stdout: %w", err)
 	}
 	outMu.Lock()
 	defer outMu.Unlock()
-	if err := w.spool.writeTo(w.s.out); err != nil {
+	r, err := w.spool.Reader()
+	if err != nil {
+		return fmt.Errorf("writing to stdout: %w", err)
+	}
+	if _, err := io.Copy(w.s.out, r); err != nil {
 		return fmt.Errorf("writing to stdout: %w", err)
 	}
 	return nil
@@ -200,73 +204,5 @@ func (w *writer) Abort(context.Context) error {
 		return nil
 	}
 	w.done = true
-	return w.spool.release()
-}
-
-// spool holds bytes in memory up to limit, then in a temporary file.
-type spool struct {
-	limit int
-	mem   bytes.Buffer
-	f     *os.File
-	fw    *bufio.Writer
-}
-
-func (s *spool) write(p []byte) error {
-	if s.f == nil && s.mem.Len()+len(p) <= s.limit {
-		s.mem.Write(p)
-		return nil
-	}
-	if s.f == nil {
-		f, err := os.CreateTemp("", "nxtcron-stdout-*")
-		if err != nil {
-			return fmt.Errorf("creating spool file: %w", err)
-		}
-		// Unlinked at once where the system allows it, so that a crash
-		// leaves nothing behind; release removes it otherwise.
-		_ = os.Remove(f.Name())
-		s.f, s.fw = f, bufio.NewWriterSize(f, 64<<10)
-		if _, err := s.fw.Write(s.mem.Bytes()); err != nil {
-			return fmt.Errorf("writing spool file: %w", err)
-		}
-		s.mem = bytes.Buffer{}
-	}
-	if _, err := s.fw.Write(p); err != nil {
-		return fmt.Errorf("writing spool file: %w", err)
-	}
-	return nil
-}
-
-func (s *spool) writeTo(out io.Writer) error {
-	if s.f == nil {
-		if s.mem.Len() == 0 {
-			return nil
-		}
-		_, err := out.Write(s.mem.Bytes())
-		return err
-	}
-	if err := s.fw.Flush(); err != nil {
-		return fmt.Errorf("writing spool file: %w", err)
-	}
-	if _, err := s.f.Seek(0, io.SeekStart); err != nil {
-		return fmt.Errorf("rewinding spool file: %w", err)
-	}
-	_, err := io.Copy(out, s.f)
-	return err
-}
-
-func (s *spool) release() error {
-	s.mem = bytes.Buffer{}
-	if s.f == nil {
-		return nil
-	}
-	name := s.f.Name()
-	err := s.f.Close()
-	s.f, s.fw = nil, nil
-	if rerr := os.Remove(name); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
-		err = errors.Join(err, rerr)
-	}
-	if err != nil {
-		return fmt.Errorf("releasing spool file: %w", err)
-	}
-	return nil
+	return w.spool.Release()
 }

@@ -291,21 +291,21 @@ func TestSpool(t *testing.T) {
 		want.WriteString(row + "\n")
 		require.NoError(t, w.Write(ctx, []sinks.Row{sinks.Row(row)}))
 	}
-	require.NotNil(t, w.(*writer).spool.f, "the rows went to a file")
+	require.True(t, w.(*writer).spool.InFile(), "the rows went to a file")
 	entries, err := os.ReadDir(dir)
 	require.NoError(t, err)
 	require.Empty(t, entries, "the spool file is unlinked at once")
 
 	require.NoError(t, w.Commit(ctx, nil))
 	require.Equal(t, want.String(), out.String())
-	require.Nil(t, w.(*writer).spool.f)
+	require.False(t, w.(*writer).spool.InFile())
 
 	a, err := s.Open(ctx, testRun(t), 8)
 	require.NoError(t, err)
 	require.NoError(t, a.Write(ctx, []sinks.Row{sinks.Row(`{"pad":"` + strings.Repeat("y", 100) + `"}`)}))
-	require.NotNil(t, a.(*writer).spool.f)
+	require.True(t, a.(*writer).spool.InFile())
 	require.NoError(t, a.Abort(ctx))
-	require.Nil(t, a.(*writer).spool.f)
+	require.False(t, a.(*writer).spool.InFile())
 	require.Equal(t, want.String(), out.String())
 }
 

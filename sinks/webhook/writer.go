@@ -14,7 +14,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -23,6 +22,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/nxtcron/nxtcron/sinks"
+	"github.com/nxtcron/nxtcron/sinks/spool"
 )
 
 // Headers of every POST.
@@ -39,7 +39,7 @@ type writer struct {
 	run     sinks.Run
 	company int64
 	log     *zap.Logger
-	spool   spool
+	spool   spool.Spool
 	rows    int
 	buf     bytes.Buffer
 	done    bool
@@ -51,7 +51,7 @@ func newWriter(s *Sink, run sinks.Run, company int64) *writer {
 	return &writer{
 		s: s, run: run, company: company,
 		log:   s.log.With(zap.Int64("company", company)),
-		spool: spool{limit: s.spoolLimit},
+		spool: spool.Spool{Limit: s.spoolLimit, Pattern: "nxtcron-webhook-*"},
 	}
 }
 
@@ -76,7 +76,7 @@ func (w *writer) Write(ctx context.Context, rows []sinks.Row) error {
 			w.buf.Write(r)
 		}
 		w.buf.WriteByte('\n')
-		if err := w.spool.write(w.buf.Bytes()); err != nil {
+		if err := w.spool.Write(w.buf.Bytes()); err != nil {
 			return err
 		}
 	}
@@ -94,7 +94,7 @@ func (w *writer) Commit(ctx context.Context, _ *sinks.Watermark) error {
 	w.done = true
 	defer w.s.forget(w)
 	defer func() {
-		if err := w.spool.release(); err != nil {
+		if err := w.spool.Release(); err != nil {
 			w.log.Warn("releasing held rows", zap.Error(err))
 		}
 	}()
@@ -103,7 +103,7 @@ func (w *writer) Commit(ctx context.Context, _ *sinks.Watermark) error {
 	}
 	size := w.s.cfg.BatchSize
 	batches := (w.rows + size - 1) / size
-	r, err := w.spool.reader()
+	r, err := w.spool.Reader()
 	if err != nil {
 		return err
 	}
@@ -138,7 +138,7 @@ func (w *writer) Abort(context.Context) error {
 	}
 	w.done = true
 	w.s.forget(w)
-	return w.spool.release()
+	return w.spool.Release()
 }
 
 // batch is the head of one POST's body, before the rows.
@@ -363,67 +363,4 @@ func retryAfter(v string, now time.Time) time.Duration {
 		return t.Sub(now)
 	}
 	return 0
-}
-
-// spool holds bytes in memory up to limit, then in a temporary file that is
-// unlinked at once (so that a crash leaves nothing behind).
-type spool struct {
-	limit int
-	mem   bytes.Buffer
-	f     *os.File
-	fw    *bufio.Writer
-}
-
-func (s *spool) write(p []byte) error {
-	if s.f == nil && s.mem.Len()+len(p) <= s.limit {
-		s.mem.Write(p)
-		return nil
-	}
-	if s.f == nil {
-		f, err := os.CreateTemp("", "nxtcron-webhook-*")
-		if err != nil {
-			return fmt.Errorf("creating spool file: %w", err)
-		}
-		_ = os.Remove(f.Name())
-		s.f, s.fw = f, bufio.NewWriterSize(f, 64<<10)
-		if _, err := s.fw.Write(s.mem.Bytes()); err != nil {
-			return fmt.Errorf("writing spool file: %w", err)
-		}
-		s.mem = bytes.Buffer{}
-	}
-	if _, err := s.fw.Write(p); err != nil {
-		return fmt.Errorf("writing spool file: %w", err)
-	}
-	return nil
-}
-
-// reader reads everything written, from the start.
-func (s *spool) reader() (io.Reader, error) {
-	if s.f == nil {
-		return bytes.NewReader(s.mem.Bytes()), nil
-	}
-	if err := s.fw.Flush(); err != nil {
-		return nil, fmt.Errorf("writing spool file: %w", err)
-	}
-	if _, err := s.f.Seek(0, io.SeekStart); err != nil {
-		return nil, fmt.Errorf("rewinding spool file: %w", err)
-	}
-	return s.f, nil
-}
-
-func (s *spool) release() error {
-	s.mem = bytes.Buffer{}
-	if s.f == nil {
-		return nil
-	}
-	name := s.f.Name()
-	err := s.f.Close()
-	s.f, s.fw = nil, nil
-	if rerr := os.Remove(name); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
-		err = errors.Join(err, rerr)
-	}
-	if err != nil {
-		return fmt.Errorf("releasing spool file: %w", err)
-	}
-	return nil
 }
