@@ -117,19 +117,26 @@ func TestPermissions(t *testing.T) {
 }
 
 // TestDiskErrorIsRetryable fills no disk: it makes the target directory
-// unwritable, which fails the same calls a full disk would.
+// unwritable, which fails the same calls a full disk would. Root ignores
+// directory permissions, so there (as in CI) a regular file stands where
+// the directory should be, which fails those calls too.
 func TestDiskErrorIsRetryable(t *testing.T) {
-	if os.Geteuid() == 0 {
-		t.Skip("root ignores directory permissions")
-	}
 	dir := t.TempDir()
 	out := filepath.Join(dir, "out")
-	require.NoError(t, os.Mkdir(out, 0o555))
-	t.Cleanup(func() { _ = os.Chmod(out, 0o755) })
+	root := os.Geteuid() == 0
+	if root {
+		require.NoError(t, os.WriteFile(out, nil, 0o644))
+	} else {
+		require.NoError(t, os.Mkdir(out, 0o555))
+		t.Cleanup(func() { _ = os.Chmod(out, 0o755) })
+	}
 	run := testRun("associates")
 	s := openSink(t, Config{Path: "out/{company}.ndjson", Format: FormatNDJSON}, dir, run)
 	_, err := s.Open(context.Background(), run, 1)
-	require.ErrorIs(t, err, os.ErrPermission)
+	require.Error(t, err)
+	if !root {
+		require.ErrorIs(t, err, os.ErrPermission)
+	}
 	require.NotErrorIs(t, err, sinks.ErrPermanent)
 }
 
