@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,11 +12,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -28,6 +25,7 @@ import (
 	"github.com/nxtcron/nxtcron/scheduler"
 	"github.com/nxtcron/nxtcron/store"
 	"github.com/nxtcron/nxtcron/store/postgres"
+	"github.com/nxtcron/nxtcron/store/postgres/pgtest"
 )
 
 // The tests of this file run whole daemons on a Postgres store, in process,
@@ -36,56 +34,11 @@ import (
 // pgWait bounds every poll of these tests; reaching it is a failure.
 const pgWait = 60 * time.Second
 
-var (
-	pgOnce sync.Once
-	pgErr  error
-)
-
-// pgDSN returns TEST_DATABASE_URL (or the default); an unreachable server
-// fails the test under CI=true and skips it otherwise.
-func pgDSN(t *testing.T) string {
-	t.Helper()
-	dsn := os.Getenv("TEST_DATABASE_URL")
-	if dsn == "" {
-		dsn = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-	}
-	pgOnce.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, dsn)
-		if err == nil {
-			err = conn.Ping(ctx)
-			_ = conn.Close(ctx)
-		}
-		pgErr = err
-	})
-	if pgErr != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("postgres at TEST_DATABASE_URL is required under CI: %v", pgErr)
-		}
-		t.Skipf("postgres not reachable (set TEST_DATABASE_URL): %v", pgErr)
-	}
-	return dsn
-}
+// pgDSN is the test server (pgtest.DSN).
+func pgDSN(t *testing.T) string { return pgtest.DSN(t) }
 
 // pgSchema names a schema for this test alone and drops it at the end.
-func pgSchema(t *testing.T) string {
-	t.Helper()
-	dsn := pgDSN(t)
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	name := "nxtcron_test_" + hex.EncodeToString(b[:])
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, dsn)
-		require.NoError(t, err)
-		defer conn.Close(ctx)
-		_, err = conn.Exec(ctx, `DROP SCHEMA IF EXISTS `+pgx.Identifier{name}.Sanitize()+` CASCADE`)
-		require.NoError(t, err)
-	})
-	return name
-}
+func pgSchema(t *testing.T) string { return pgtest.Schema(t, "nxtcron_test_") }
 
 // pgConfig writes config.yaml for a daemon on the Postgres schema, with a
 // job "ledger" running every second, and loads it. Every replica of a test

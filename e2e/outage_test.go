@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/nxtcron/nxtcron/store"
+	"github.com/nxtcron/nxtcron/store/postgres/pgtest"
 )
 
 // TestStoreOutage takes the database away from a running replica (a TCP
@@ -22,7 +23,7 @@ func TestStoreOutage(t *testing.T) {
 	e := NewEnv(t)
 	schema := pgSchema(t)
 	st := pgStore(t, schema)
-	proxy, viaProxy := newDBProxy(t, pgDSN(t))
+	proxy, viaProxy := pgtest.NewProxy(t, pgDSN(t))
 	pgKeys(e)
 	sb := e.StartSandbox("--rows", "7", "--latency", "400ms")
 	e.WriteConfig(Config{StoreDSN: viaProxy, StoreSchema: schema, SandboxURL: sb.URL})

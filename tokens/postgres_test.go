@@ -4,9 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/hex"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -16,49 +14,15 @@ import (
 
 	"github.com/nxtcron/nxtcron/config"
 	"github.com/nxtcron/nxtcron/store/postgres"
+	"github.com/nxtcron/nxtcron/store/postgres/pgtest"
 )
-
-// pgDSN returns TEST_DATABASE_URL (or the default); an unreachable server
-// fails the test under CI=true and skips it otherwise.
-func pgDSN(t *testing.T) string {
-	t.Helper()
-	dsn := os.Getenv("TEST_DATABASE_URL")
-	if dsn == "" {
-		dsn = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err == nil {
-		err = conn.Ping(ctx)
-		_ = conn.Close(ctx)
-	}
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("postgres at TEST_DATABASE_URL is required under CI: %v", err)
-		}
-		t.Skipf("postgres not reachable (set TEST_DATABASE_URL): %v", err)
-	}
-	return dsn
-}
 
 // usePostgres moves the rig onto a fresh Postgres schema (dropped when the
 // test ends), with an inline key, as replicas on a shared store run.
 func (r *rig) usePostgres() string {
 	r.t.Helper()
-	dsn := pgDSN(r.t)
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	schema := "nxtcron_tokens_" + hex.EncodeToString(b[:])
-	r.t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, dsn)
-		require.NoError(r.t, err)
-		defer conn.Close(ctx)
-		_, err = conn.Exec(ctx, `DROP SCHEMA IF EXISTS `+pgx.Identifier{schema}.Sanitize()+` CASCADE`)
-		require.NoError(r.t, err)
-	})
+	dsn := pgtest.DSN(r.t)
+	schema := pgtest.Schema(r.t, "nxtcron_tokens_")
 	pg, err := postgres.Open(context.Background(), dsn, postgres.Options{Schema: schema, Migrate: true})
 	require.NoError(r.t, err)
 	r.t.Cleanup(func() { require.NoError(r.t, pg.Close()) })
@@ -97,7 +61,7 @@ func TestPostgresHoldsNoClearToken(t *testing.T) {
 	require.Zero(t, r.stats().ReuseDetected)
 	require.Equal(t, int64(5), r.stats().TokenRequests.RefreshToken.OK, "one refresh per expiry across both replicas")
 
-	conn, err := pgx.Connect(context.Background(), pgDSN(t))
+	conn, err := pgx.Connect(context.Background(), pgtest.DSN(t))
 	require.NoError(t, err)
 	defer conn.Close(context.Background())
 	rows, err := conn.Query(context.Background(), `SELECT table_name FROM information_schema.tables WHERE table_schema = $1`, schema)

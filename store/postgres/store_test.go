@@ -20,6 +20,7 @@ import (
 	"github.com/nxtcron/nxtcron/migrations"
 	"github.com/nxtcron/nxtcron/store"
 	"github.com/nxtcron/nxtcron/store/postgres"
+	"github.com/nxtcron/nxtcron/store/postgres/pgtest"
 	"github.com/nxtcron/nxtcron/store/sqlite"
 )
 
@@ -361,11 +362,8 @@ func TestReplicas(t *testing.T) {
 func TestOutage(t *testing.T) {
 	schema := newSchema(t)
 	openSchema(t, schema) // migrate directly
-	u, err := url.Parse(testDSN(t))
-	require.NoError(t, err)
-	p := newProxy(t, u.Host)
-	u.Host = p.Addr()
-	s, err := postgres.Open(t.Context(), u.String(), postgres.Options{Schema: schema})
+	p, viaProxy := pgtest.NewProxy(t, testDSN(t))
+	s, err := postgres.Open(t.Context(), viaProxy, postgres.Options{Schema: schema})
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, s.Close()) })
 	ctx := t.Context()
